@@ -1,0 +1,177 @@
+#include "app/args.h"
+
+#include <algorithm>
+
+namespace gpuhook {
+
+bool is_hook_name(const std::string& argv0) {
+  std::string s = argv0;
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  auto slash = s.rfind('/');
+  std::string base = slash == std::string::npos ? s : s.substr(slash + 1);
+  if (base == "qemu") return true;
+  if (slash == std::string::npos) return false;
+  std::string dir = s.substr(0, slash);
+  auto s2 = dir.rfind('/');
+  std::string dbase = s2 == std::string::npos ? dir : dir.substr(s2 + 1);
+  return dbase == "qemu.d";
+}
+
+const std::vector<std::string>& verbs() {
+  static const std::vector<std::string> v = {"doctor", "groups", "ids", "check", "plan", "status", "restore", "hook"};
+  return v;
+}
+
+namespace {
+struct VerbSpec {
+  const char* name;
+  size_t min_args, max_args;
+  const char* synopsis;
+  const char* help;
+};
+const VerbSpec kVerbs[] = {
+    {"doctor", 0, 0, "doctor", "Checks the host for GPU passthrough: IOMMU, vfio modules, every display device, its\n"
+                               "IOMMU group and whether it can be passed through cleanly, and the MUX switches this\n"
+                               "machine offers. Each finding comes with a next step. Exit 1 when something blocks."},
+    {"groups", 0, 0, "groups", "Lists every IOMMU group and its devices, sorted numerically."},
+    {"ids", 1, 1, "ids ADDRESS", "Vendor, device and subsystem ids of a PCI device in hex and decimal, and the XML that\n"
+                                 "sets the subsystem ids in the domain (qemu:override for QEMU >= 7.0, and the older\n"
+                                 "qemu:commandline form)."},
+    {"check", 1, 1, "check VM", "Checks the profile of VM against this host and against its libvirt domain (read-only\n"
+                                "through libvirt): hostdevs, managed=, sub-vendor override, UEFI, q35. Exit 1 on a problem."},
+    {"plan", 1, 1, "plan VM", "Prints the exact steps a prepare of VM would take on this host, in order, or why it\n"
+                              "would refuse. Changes nothing."},
+    {"status", 0, 0, "status", "VMs with profiles, the devices each holds (from the journals), the driver of each\n"
+                               "device now, and anything inconsistent. Exit 1 when something is inconsistent."},
+    {"restore", 1, 1, "restore VM", "Runs the release path of VM by hand from its journal: for recovering after a crash.\n"
+                                    "Safe to run twice; does nothing without a journal."},
+    {"hook", 3, 4, "hook VM OPERATION SUB-OPERATION [EXTRA]",
+     "Runs the libvirt hook path by hand, exactly as libvirtd would (domain XML on stdin)."},
+};
+const VerbSpec* find_verb(const std::string& v) {
+  for (const auto& s : kVerbs)
+    if (v == s.name) return &s;
+  return nullptr;
+}
+}  // namespace
+
+std::string usage() {
+  std::string u =
+      "usage: gpuhook [--root DIR] [--json] VERB [ARGS]\n"
+      "Gives a libvirt VM the discrete GPU and screen, and gives them back afterwards.\n"
+      "Installed as /etc/libvirt/hooks/qemu (or in hooks/qemu.d/), libvirtd runs it on every VM event.\n\n"
+      "verbs:\n";
+  for (const auto& s : kVerbs) {
+    std::string line = std::string("  ") + s.synopsis;
+    line.resize(std::max<size_t>(line.size() + 2, 44), ' ');
+    std::string h = s.help;
+    u += line + h.substr(0, h.find('\n')) + "\n";
+  }
+  u += "\noptions:\n"
+       "  --root DIR   read and change the host tree under DIR instead of / (tests, bug reports)\n"
+       "  --json       machine-readable output (doctor, groups, ids, check, plan, status)\n"
+       "  --help       this text, or a verb's: gpuhook VERB --help\n"
+       "  --version    the version\n\n"
+       "profiles: /etc/gpuhook/vms/<vm>.toml   log: /var/log/gpuhook/gpuhook.log   state: /run/gpuhook/\n";
+  return u;
+}
+
+std::string verb_help(const std::string& verb) {
+  const VerbSpec* s = find_verb(verb);
+  if (!s) return usage();
+  return std::string("usage: gpuhook [--root DIR] [--json] ") + s->synopsis + "\n\n" + s->help + "\n";
+}
+
+Invocation parse_args(const std::vector<std::string>& argv) {
+  Invocation inv;
+  if (argv.empty()) {
+    inv.error = "no arguments";
+    return inv;
+  }
+  if (is_hook_name(argv[0])) {
+    // libvirtd: <vm> <operation> <sub-operation> <extra>; never options.
+    inv.from_libvirt = true;
+    if (argv.size() < 4) {
+      inv.error = "a libvirt hook needs at least 3 arguments: <vm> <operation> <sub-operation> [<extra>]";
+      return inv;
+    }
+    inv.kind = Invocation::Kind::hook;
+    inv.vm = argv[1];
+    inv.op = argv[2];
+    inv.sub = argv[3];
+    inv.extra = argv.size() > 4 ? argv[4] : "-";
+    return inv;
+  }
+  size_t i = 1;
+  for (; i < argv.size(); ++i) {
+    const std::string& a = argv[i];
+    if (a == "--root") {
+      if (i + 1 >= argv.size() || argv[i + 1].empty()) {
+        inv.error = "--root needs a directory";
+        return inv;
+      }
+      inv.root = argv[++i];
+    } else if (a.rfind("--root=", 0) == 0) {
+      inv.root = a.substr(7);
+      if (inv.root.empty()) {
+        inv.error = "--root needs a directory";
+        return inv;
+      }
+    } else if (a == "--json") {
+      inv.json = true;
+    } else if (a == "--help" || a == "-h") {
+      inv.kind = Invocation::Kind::help;
+      return inv;
+    } else if (a == "--version" || a == "-V") {
+      inv.kind = Invocation::Kind::version;
+      return inv;
+    } else if (a.rfind("-", 0) == 0 && a != "-") {
+      inv.error = "unknown option " + a;
+      return inv;
+    } else {
+      break;
+    }
+  }
+  if (i >= argv.size()) {
+    inv.error = "no verb given";
+    return inv;
+  }
+  inv.verb = argv[i++];
+  const VerbSpec* spec = find_verb(inv.verb);
+  if (!spec) {
+    inv.error = "unknown verb '" + inv.verb + "'";
+    return inv;
+  }
+  std::vector<std::string> rest;
+  for (; i < argv.size(); ++i) {
+    const std::string& a = argv[i];
+    if (inv.verb != "hook" && (a == "--help" || a == "-h")) inv.help = true;
+    else if (inv.verb != "hook" && a == "--json") inv.json = true;
+    else if (inv.verb != "hook" && a == "--root" && i + 1 < argv.size()) inv.root = argv[++i];
+    else if (inv.verb != "hook" && a.rfind("--", 0) == 0) {
+      inv.error = "unknown option " + a + " for " + inv.verb;
+      return inv;
+    } else rest.push_back(a);
+  }
+  if (inv.help) {
+    inv.kind = Invocation::Kind::verb;
+    return inv;
+  }
+  if (rest.size() < spec->min_args || rest.size() > spec->max_args) {
+    inv.error = std::string("usage: gpuhook ") + spec->synopsis;
+    return inv;
+  }
+  if (inv.verb == "hook") {
+    inv.kind = Invocation::Kind::hook;
+    inv.vm = rest[0];
+    inv.op = rest[1];
+    inv.sub = rest[2];
+    inv.extra = rest.size() > 3 ? rest[3] : "-";
+    return inv;
+  }
+  inv.kind = Invocation::Kind::verb;
+  inv.args = rest;
+  return inv;
+}
+
+}  // namespace gpuhook

@@ -1,0 +1,32 @@
+// Command line: what the program was asked to do. Pure parsing, no effects (fuzzed).
+//
+//   libvirt:  /etc/libvirt/hooks/qemu <vm> <op> <sub-op> <extra>      (or hooks/qemu.d/<anything>)
+//   by hand:  gpuhook [--root DIR] hook <vm> <op> <sub-op> [<extra>]
+//   CLI:      gpuhook [--root DIR] [--json] doctor|groups|ids ADDR|check VM|plan VM|status|restore VM
+#pragma once
+#include <string>
+#include <vector>
+
+namespace gpuhook {
+
+struct Invocation {
+  enum class Kind { hook, verb, help, version, usage_error } kind = Kind::usage_error;
+  std::string root = "/";
+  bool json = false;
+  bool help = false;              // --help after a verb
+  std::string verb;               // "doctor", "check", ...
+  std::vector<std::string> args;  // verb arguments
+  // hook: the libvirt arguments
+  std::string vm, op, sub, extra;
+  std::string error;              // usage_error: what is wrong
+  bool from_libvirt = false;      // run by libvirtd under its hook name
+};
+
+// argv[0] decides hook mode: basename "qemu", or any file in a directory named "qemu.d".
+bool is_hook_name(const std::string& argv0);
+Invocation parse_args(const std::vector<std::string>& argv);
+const std::vector<std::string>& verbs();
+std::string usage();
+std::string verb_help(const std::string& verb);
+
+}  // namespace gpuhook

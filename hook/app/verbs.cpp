@@ -1,0 +1,260 @@
+// Verb dispatch, and the verbs that work from profiles and journals: plan, status, restore.
+// (doctor, groups, ids: verb_setup.cpp; check: verb_check.cpp.)
+#include "app/verbs.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "app/hook_event.h"
+#include "engine/planner.h"
+#include "sysinfo/pci.h"
+
+namespace gpuhook {
+
+std::string json_str(std::string_view s) {
+  std::string o = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': o += "\\\""; break;
+      case '\\': o += "\\\\"; break;
+      case '\n': o += "\\n"; break;
+      case '\t': o += "\\t"; break;
+      case '\r': o += "\\r"; break;
+      default:
+        if (c < 0x20) {
+          char b[8];
+          std::snprintf(b, sizeof b, "\\u%04x", c);
+          o += b;
+        } else {
+          o += static_cast<char>(c);
+        }
+    }
+  }
+  return o + "\"";
+}
+
+int run_verb(AppContext& app, const Invocation& inv, std::ostream& out, std::ostream& err) {
+  const std::string& v = inv.verb;
+  if (v == "doctor") return verb_doctor(app, inv, out, err);
+  if (v == "groups") return verb_groups(app, inv, out, err);
+  if (v == "ids") return verb_ids(app, inv, out, err);
+  if (v == "check") return verb_check(app, inv, out, err);
+  if (v == "plan") return verb_plan(app, inv, out, err);
+  if (v == "status") return verb_status(app, inv, out, err);
+  if (v == "restore") return verb_restore(app, inv, out, err);
+  err << "gpuhook: unknown verb " << v << "\n";
+  return 2;
+}
+
+namespace {
+
+// Loads global config and the VM's profile for a CLI verb; prints errors; nullopt on failure.
+std::optional<std::pair<GlobalConfig, Profile>> load_for_cli(AppContext& app, const std::string& vm, std::ostream& err,
+                                                             int& rc) {
+  if (auto why = vm_name_problem(vm); !why.empty()) {
+    err << "gpuhook: refusing VM name: " << why << "\n";
+    rc = 2;
+    return std::nullopt;
+  }
+  ConfigErrors ge;
+  auto g = load_global(app.host.fs, kGlobalConfig, &ge);
+  if (!g) {
+    for (const auto& l : ge.lines) err << l << "\n";
+    rc = 1;
+    return std::nullopt;
+  }
+  std::string path = profile_path(vm);
+  if (!app.host.fs.exists(path)) {
+    err << "gpuhook: VM " << vm << " has no profile (" << path << ")\n"
+        << "  write one from the examples in /usr/local/share/gpuhook/config/ (README: Profile reference)\n";
+    rc = 1;
+    return std::nullopt;
+  }
+  ConfigErrors pe;
+  auto p = load_profile(app.host.fs, path, g->timeouts, &pe);
+  if (!p) {
+    for (const auto& l : pe.lines) err << l << "\n";
+    rc = 1;
+    return std::nullopt;
+  }
+  return std::make_pair(*g, *p);
+}
+
+}  // namespace
+
+int verb_plan(AppContext& app, const Invocation& inv, std::ostream& out, std::ostream& err) {
+  int rc = 0;
+  const std::string& vm = inv.args[0];
+  auto loaded = load_for_cli(app, vm, err, rc);
+  if (!loaded) return rc;
+  auto& [g, p] = *loaded;
+  Plan plan = make_plan(app.host, p, nullptr, vm);
+  if (inv.json) {
+    out << "{\"vm\":" << json_str(vm) << ",\"group\":" << plan.group << ",\"devices\":[";
+    for (size_t i = 0; i < plan.devices.size(); ++i) out << (i ? "," : "") << json_str(plan.devices[i]);
+    out << "],\"refusals\":[";
+    for (size_t i = 0; i < plan.refusals.size(); ++i)
+      out << (i ? "," : "") << "{\"what\":" << json_str(plan.refusals[i].message())
+          << ",\"hint\":" << json_str(plan.refusals[i].hint) << "}";
+    out << "],\"notes\":[";
+    for (size_t i = 0; i < plan.notes.size(); ++i) out << (i ? "," : "") << json_str(plan.notes[i]);
+    out << "]";
+    for (const char* ph : {"prepare", "start", "started"}) {
+      out << ",\"" << ph << "\":[";
+      auto& steps = phase_steps(plan, ph);
+      for (size_t i = 0; i < steps.size(); ++i)
+        out << (i ? "," : "") << "{\"kind\":" << json_str(steps[i]->kind())
+            << ",\"description\":" << json_str(steps[i]->describe()) << "}";
+      out << "]";
+    }
+    out << "}\n";
+    return plan.refusals.empty() ? 0 : 1;
+  }
+  out << "Plan for VM " << vm << " (" << p.path << "), display mode " << to_string(p.mode) << "\n";
+  if (plan.group >= 0) out << "IOMMU group " << plan.group << "\n";
+  if (!plan.refusals.empty()) {
+    out << "\nprepare would REFUSE, changing nothing:\n";
+    for (const auto& r : plan.refusals) {
+      out << "  - " << r.message() << "\n";
+      if (!r.hint.empty()) out << "    what to do: " << r.hint << "\n";
+    }
+    return 1;
+  }
+  for (const char* ph : {"prepare", "start", "started"}) {
+    auto& steps = phase_steps(plan, ph);
+    out << "\n" << ph << ":" << (steps.empty() ? " nothing" : "") << "\n";
+    int n = 0;
+    for (const auto& s : steps) out << "  " << ++n << ". " << s->describe() << "\n";
+  }
+  out << "\nrelease: undo every journaled step, newest first\n";
+  if (!plan.notes.empty()) {
+    out << "\nnotes:\n";
+    for (const auto& n : plan.notes) out << "  - " << n << "\n";
+  }
+  return 0;
+}
+
+int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::ostream& err) {
+  ConfigErrors ge;
+  auto gr = load_global(app.host.fs, kGlobalConfig, &ge);
+  for (const auto& l : ge.lines) err << l << "\n";
+  GlobalConfig g = gr ? *gr : GlobalConfig{};
+  JournalStore store(app.host.fs, g.state_dir);
+  PciSysfs pci(app.host.fs);
+
+  std::vector<std::string> vms;
+  if (auto l = app.host.fs.list(kProfileDir); l)
+    for (const auto& n : *l)
+      if (n.size() > 5 && n.compare(n.size() - 5, 5, ".toml") == 0) vms.push_back(n.substr(0, n.size() - 5));
+  for (const auto& v : store.vms())
+    if (std::find(vms.begin(), vms.end(), v) == vms.end()) vms.push_back(v);
+  std::sort(vms.begin(), vms.end());
+
+  int problems = 0;
+  struct Row {
+    std::string vm, profile_gpu;
+    bool journal = false;
+    std::vector<std::pair<std::string, std::string>> devices;  // address, driver now
+    std::vector<std::string> issues;
+  };
+  std::vector<Row> rows;
+  for (const auto& vm : vms) {
+    Row r;
+    r.vm = vm;
+    if (app.host.fs.exists(profile_path(vm))) {
+      ConfigErrors pe;
+      auto p = load_profile(app.host.fs, profile_path(vm), g.timeouts, &pe);
+      if (p) r.profile_gpu = p->gpu_address;
+      else r.issues.push_back("profile invalid: " + (pe.lines.empty() ? std::string("?") : pe.lines[0]));
+    } else {
+      r.issues.push_back("journal without a profile");
+    }
+    auto j = store.load(vm);
+    if (j && !j->entries.empty()) {
+      r.journal = true;
+      for (const auto& e : j->entries)
+        if (e.kind == "pci.vfio") {
+          std::string a = e.fields.count("address") ? e.fields.at("address") : "";
+          auto d = pci.device(a);
+          r.devices.emplace_back(a, d ? (d->driver.empty() ? "none" : d->driver) : "missing");
+        }
+      Deadline d(app.host.clock, 5000);
+      NullLog nl;
+      StepContext ctx{app.host, nl, d, vm, g.timeouts, g.state_dir};
+      Engine engine(ctx, store);
+      for (auto& diff : engine.verify()) r.issues.push_back(diff);
+    } else if (!j) {
+      r.issues.push_back(j.error().message());
+    }
+    problems += static_cast<int>(r.issues.size());
+    rows.push_back(std::move(r));
+  }
+  if (inv.json) {
+    out << "{\"vms\":[";
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const auto& r = rows[i];
+      out << (i ? "," : "") << "{\"vm\":" << json_str(r.vm) << ",\"gpu\":"
+          << (r.profile_gpu.empty() ? "null" : json_str(r.profile_gpu)) << ",\"active\":" << (r.journal ? "true" : "false")
+          << ",\"devices\":[";
+      for (size_t k = 0; k < r.devices.size(); ++k)
+        out << (k ? "," : "") << "{\"address\":" << json_str(r.devices[k].first)
+            << ",\"driver\":" << json_str(r.devices[k].second) << "}";
+      out << "],\"issues\":[";
+      for (size_t k = 0; k < r.issues.size(); ++k) out << (k ? "," : "") << json_str(r.issues[k]);
+      out << "]}";
+    }
+    out << "]}\n";
+    return problems ? 1 : 0;
+  }
+  if (rows.empty()) out << "No VM has a profile in " << kProfileDir << ".\n";
+  for (const auto& r : rows) {
+    out << r.vm << ": " << (r.journal ? "holds the GPU (journal in " + store.path(r.vm) + ")" : "not active")
+        << (r.profile_gpu.empty() ? "" : ", profile GPU " + r.profile_gpu) << "\n";
+    for (const auto& [a, d] : r.devices) out << "  " << a << " now on " << d << "\n";
+    for (const auto& i : r.issues) out << "  ! " << i << "\n";
+  }
+  if (problems) out << "\n" << problems << " inconsistency(ies); `gpuhook restore <vm>` undoes a VM's journal.\n";
+  return problems ? 1 : 0;
+}
+
+int verb_restore(AppContext& app, const Invocation& inv, std::ostream& out, std::ostream& err) {
+  const std::string& vm = inv.args[0];
+  if (auto why = vm_name_problem(vm); !why.empty()) {
+    err << "gpuhook: refusing VM name: " << why << "\n";
+    return 2;
+  }
+  ConfigErrors ge;
+  auto gr = load_global(app.host.fs, kGlobalConfig, &ge);
+  for (const auto& l : ge.lines) err << l << "\n";
+  GlobalConfig g = gr ? *gr : GlobalConfig{};
+  JournalStore store(app.host.fs, g.state_dir);
+  if (!store.exists(vm)) {
+    out << "VM " << vm << " has no journal: nothing to restore.\n";
+    return 0;
+  }
+  std::string problem;
+  auto file_log = app.open_log(g, "[" + vm + " restore " + std::to_string(app.host.signals.self_pid()) + "] ", &problem);
+  // Tell the person as well as the log.
+  struct Tee : Log {
+    Log& a;
+    std::ostream& o;
+    Tee(Log& l, std::ostream& s) : a(l), o(s) {}
+    void write(Level lvl, std::string_view m) override {
+      a.write(lvl, m);
+      if (lvl >= Level::info) o << m << "\n";
+    }
+  } tee(*file_log, out);
+  Deadline d(app.host.clock, g.timeouts.event_ms);
+  StepContext ctx{app.host, tee, d, vm, g.timeouts, g.state_dir};
+  Engine engine(ctx, store);
+  RunOutcome o = engine.release();
+  if (o.ok) {
+    out << "VM " << vm << ": host restored.\n";
+    return 0;
+  }
+  err << "gpuhook: restore of " << vm << " incomplete: " << o.error.message() << "\n";
+  if (!o.error.hint.empty()) err << "  what to do: " << o.error.hint << "\n";
+  return 1;
+}
+
+}  // namespace gpuhook

@@ -1,0 +1,92 @@
+#include "domain/domain_xml.h"
+
+#include <pugixml.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace gpuhook {
+namespace {
+
+// "0x01" or "1" -> value, bounded.
+bool num(const char* s, unsigned max, unsigned& out) {
+  if (!s || !*s) return false;
+  char* end = nullptr;
+  unsigned long v = std::strtoul(s, &end, 0);
+  if (*end || v > max) return false;
+  out = static_cast<unsigned>(v);
+  return true;
+}
+
+}  // namespace
+
+Result<DomainInfo> parse_domain_xml(std::string_view xml) {
+  pugi::xml_document doc;
+  auto r = doc.load_buffer(xml.data(), xml.size(), pugi::parse_default, pugi::encoding_utf8);
+  if (!r) {
+    Error e;
+    e.what = "cannot read the domain XML";
+    e.why = std::string(r.description()) + " at offset " + std::to_string(r.offset);
+    return e;
+  }
+  pugi::xml_node dom = doc.child("domain");
+  if (!dom) {
+    Error e;
+    e.what = "cannot read the domain XML";
+    e.why = "no <domain> element";
+    return e;
+  }
+  DomainInfo d;
+  d.name = dom.child_value("name");
+  d.type = dom.attribute("type").value();
+  for (auto a : dom.attributes())
+    if (std::string_view(a.name()).rfind("xmlns:", 0) == 0 && std::string_view(a.value()).find("libvirt.org/schemas/domain/qemu") != std::string_view::npos)
+      d.has_qemu_namespace = true;
+  pugi::xml_node os = dom.child("os");
+  d.machine = os.child("type").attribute("machine").value();
+  std::string fw = os.attribute("firmware").value();
+  std::string loader = os.child_value("loader");
+  d.uefi = fw == "efi" || loader.find("OVMF") != std::string::npos || loader.find("edk2") != std::string::npos ||
+           std::string(os.child("loader").attribute("type").value()) == "pflash";
+  for (auto hd : dom.child("devices").children("hostdev")) {
+    if (std::string_view(hd.attribute("type").value()) != "pci") continue;
+    auto a = hd.child("source").child("address");
+    unsigned dm = 0, b = 0, s = 0, f = 0;
+    const char* dstr = a.attribute("domain").value();
+    if (!*dstr) dstr = "0";
+    if (!num(dstr, 0xffff, dm) || !num(a.attribute("bus").value(), 0xff, b) || !num(a.attribute("slot").value(), 0x1f, s) ||
+        !num(a.attribute("function").value(), 7, f))
+      continue;
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%04x:%02x:%02x.%x", dm, b, s, f);
+    DomainHostdev h;
+    h.address = buf;
+    std::string_view m = hd.attribute("managed").value();
+    h.managed = (m == "yes");
+    h.alias = hd.child("alias").attribute("name").value();
+    d.hostdevs.push_back(h);
+  }
+  // <qemu:override><qemu:device alias='hostdev0'><qemu:frontend><qemu:property name=... value=.../>
+  for (pugi::xml_node n : dom.children()) {
+    std::string_view nm = n.name();
+    if (nm.size() > 9 && nm.substr(nm.size() - 9) == ":override") {
+      for (auto dev : n.children())
+        for (auto fe : dev.children())
+          for (auto p : fe.children())
+            d.qemu_props.emplace_back(p.attribute("name").value(), p.attribute("value").value());
+    }
+    if (nm.size() > 12 && nm.substr(nm.size() - 12) == ":commandline") {
+      // <qemu:arg value='-set'/><qemu:arg value='device.hostdev0.x-pci-sub-vendor-id=5464'/>
+      for (auto arg : n.children()) {
+        std::string v = arg.attribute("value").value();
+        auto eq = v.find('=');
+        auto dot = v.rfind('.', eq);
+        if (v.rfind("device.", 0) == 0 && eq != std::string::npos && dot != std::string::npos)
+          d.qemu_props.emplace_back(v.substr(dot + 1, eq - dot - 1), v.substr(eq + 1));
+      }
+    }
+  }
+  return d;
+}
+
+}  // namespace gpuhook

@@ -1,0 +1,34 @@
+// The parts of a libvirt domain XML gpuhook needs: the PCI hostdevs (with managed=), and for
+// `check` the firmware, machine type and the QEMU sub-vendor override. pugixml behind it.
+#pragma once
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "host/error.h"
+
+namespace gpuhook {
+
+struct DomainHostdev {
+  std::string address;  // "0000:01:00.0"
+  bool managed = false;
+  std::string alias;    // <alias name='hostdev0'/> when libvirt gave one
+};
+
+struct DomainInfo {
+  std::string name;
+  std::string type;                    // "kvm", "qemu"
+  std::vector<DomainHostdev> hostdevs; // type='pci' subsystem hostdevs
+  std::string machine;                 // "pc-q35-7.2"
+  bool uefi = false;                   // firmware='efi' or an OVMF/edk2 loader
+  // Sub-vendor/sub-device ids set through the qemu namespace (override or commandline -set),
+  // as found: "x-pci-sub-vendor-id" -> "5464".
+  std::vector<std::pair<std::string, std::string>> qemu_props;
+  bool has_qemu_namespace = false;
+};
+
+// Parses the XML; hostdevs whose address is malformed are skipped and reported in the error
+// text of the result only when the document itself cannot be read.
+Result<DomainInfo> parse_domain_xml(std::string_view xml);
+
+}  // namespace gpuhook

@@ -1,0 +1,222 @@
+#include "engine/planner.h"
+
+#include <algorithm>
+
+#include "steps/steps.h"
+#include "sysinfo/pci.h"
+
+namespace gpuhook {
+
+StepList& phase_steps(Plan& plan, const std::string& phase) {
+  if (phase == "start") return plan.start;
+  if (phase == "started") return plan.started;
+  return plan.prepare;
+}
+
+namespace {
+
+Error refusal(std::string what, std::string why, std::string hint) {
+  Error e;
+  e.what = std::move(what);
+  e.why = std::move(why);
+  e.hint = std::move(hint);
+  return e;
+}
+
+bool is_fb_console(Fs& fs, const std::string& vt) {
+  std::string name = read_attr(fs, "/sys/class/vtconsole/" + vt + "/name");
+  return name.find("frame buffer") != std::string::npos;
+}
+
+bool module_builtin(Fs& fs, const std::string& m) {
+  // Built-in modules have no initstate; they may have /sys/module/<m> (with parameters) or not.
+  return fs.is_dir("/sys/module/" + m) && !fs.exists("/sys/module/" + m + "/initstate");
+}
+
+// Other display devices with a driver: is the GPU the host's only active display?
+bool other_active_display(PciSysfs& pci, const std::vector<std::string>& ours) {
+  for (const auto& a : pci.addresses()) {
+    if (std::find(ours.begin(), ours.end(), a) != ours.end()) continue;
+    auto d = pci.device(a);
+    if (d && d->is_display() && !d->driver.empty() && d->driver != "vfio-pci" && d->driver != "pci-stub") return true;
+  }
+  return false;
+}
+
+// Whether a frame buffer console or framebuffer device sits on this PCI device.
+bool console_on(Fs& fs, const std::string& addr) {
+  auto l = fs.list("/sys/class/graphics");
+  if (!l) return false;
+  for (const auto& fb : *l) {
+    auto c = fs.canonical("/sys/class/graphics/" + fb);
+    if (c && c->find("/" + addr + "/") != std::string::npos) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std::string& vm) {
+  Plan plan;
+  Fs& fs = host.fs;
+  PciSysfs pci(fs);
+  const std::string& gpu = p.gpu_address;
+
+  auto gdev = pci.device(gpu);
+  if (!gdev) {
+    plan.refusals.push_back(refusal("the GPU " + gpu + " of " + p.path + " does not exist on this host",
+                                    "no " + std::string(kPciDevices) + "/" + gpu,
+                                    "find the right address with `gpuhook doctor` and fix [gpu] address"));
+    return plan;
+  }
+  if (!gdev->iommu_group) {
+    plan.refusals.push_back(refusal("the IOMMU is off: " + gpu + " has no IOMMU group", "",
+                                    "enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on (Intel); "
+                                    "`gpuhook doctor` checks it"));
+    return plan;
+  }
+  plan.group = *gdev->iommu_group;
+  auto gaddr = *PciAddress::parse(gpu);
+
+  // Devices that go to vfio-pci: the group's endpoints of the GPU's slot, those listed in
+  // [gpu] also, and the domain's managed='no' hostdevs (libvirt binds managed='yes' ones itself).
+  std::vector<std::string> devices;
+  std::vector<std::string> blockers;
+  for (const auto& a : pci.group_members(plan.group)) {
+    auto d = pci.device(a);
+    if (!d || d->is_bridge()) continue;  // bridges stay on pcieport and are never passed through
+    bool same_slot = PciAddress::parse(a)->same_slot(gaddr);
+    bool listed = std::find(p.also.begin(), p.also.end(), a) != p.also.end();
+    if (same_slot || listed) devices.push_back(a);
+    else blockers.push_back(describe_device(*d));
+  }
+  for (const auto& a : p.also) {
+    auto d = pci.device(a);
+    if (!d || d->iommu_group != plan.group)
+      plan.refusals.push_back(refusal("[gpu] also lists " + a + ", which is not in IOMMU group " + std::to_string(plan.group),
+                                      "", "remove it from [gpu] also; `gpuhook groups` shows the group"));
+  }
+  if (!blockers.empty()) {
+    std::string list;
+    for (const auto& b : blockers) list += (list.empty() ? "" : "; ") + b;
+    plan.refusals.push_back(refusal(
+        "IOMMU group " + std::to_string(plan.group) + " of " + gpu + " also holds devices of other slots: " + list,
+        "the kernel lets QEMU use a group only when every device in it is given to vfio-pci",
+        "list each of them in [gpu] also if the VM may have them too, or move the GPU to a slot with "
+        "its own group; `gpuhook groups` shows the group"));
+  }
+  if (domain) {
+    for (const auto& h : domain->hostdevs) {
+      if (h.managed || std::find(devices.begin(), devices.end(), h.address) != devices.end()) continue;
+      auto d = pci.device(h.address);
+      if (!d) {
+        plan.refusals.push_back(refusal("the domain's hostdev " + h.address + " does not exist on this host", "",
+                                        "fix the <hostdev> address in the domain XML (virsh edit " + vm + ")"));
+        continue;
+      }
+      devices.push_back(h.address);
+    }
+  }
+  std::sort(devices.begin(), devices.end());
+  devices.erase(std::unique(devices.begin(), devices.end()), devices.end());
+  plan.devices = devices;
+
+  // The GPU drives the host's only display: only takeover may take it.
+  if (p.mode != DisplayMode::takeover && (gdev->boot_vga || console_on(fs, gpu)) && !other_active_display(pci, devices)) {
+    plan.refusals.push_back(refusal(gpu + " drives the host's only active display",
+                                    std::string("boot_vga=") + (gdev->boot_vga ? "1" : "0") + ", display mode '" +
+                                        to_string(p.mode) + "'",
+                                    "use [display] mode = \"takeover\" (the host's desktop stops while the VM runs)"));
+  }
+
+  bool systemd = systemd_running(fs);
+  bool stops_services = !p.stop_services.empty() && systemd;
+  // Holders: with nothing to stop first, refuse now (before any change) rather than mid-way.
+  if (!stops_services && p.holders == HolderPolicy::refuse) {
+    std::vector<std::pair<std::string, std::string>> nodes;
+    for (const auto& a : devices) {
+      auto d = pci.device(a);
+      for (auto& n : device_nodes_of(fs, a, d && d->driver == "nvidia"))
+        nodes.emplace_back(n, n.rfind("/dev/nvidia", 0) == 0 ? "" : a);
+    }
+    auto hs = find_holders(fs, nodes, host.signals.self_pid());
+    if (!hs.empty()) {
+      std::string list;
+      for (const auto& h : hs)
+        list += (list.empty() ? "" : ", ") + h.name + " (" + std::to_string(h.pid) + ") holds " + h.node +
+                (h.address.empty() ? "" : " (" + h.address + ")");
+      bool nvidia = std::any_of(hs.begin(), hs.end(), [](const Holder& h) { return h.node.rfind("/dev/nvidia", 0) == 0; });
+      plan.refusals.push_back(refusal("the GPU is in use: " + list,
+                                      nvidia ? "the NVIDIA driver blocks in unbind while /dev/nvidia* is open" : "",
+                                      "close these programs, or stop the service that runs them ([host] stop_services), "
+                                      "or set [host] holders = \"terminate\""));
+    }
+  }
+  if (!plan.refusals.empty()) return plan;
+
+  // 1. claims
+  for (const auto& a : devices) plan.prepare.push_back(make_claim(a, vm));
+  // 2. services
+  if (!p.stop_services.empty()) {
+    if (!systemd) plan.notes.push_back("systemd is not running: [host] stop_services skipped (" +
+                                       std::to_string(p.stop_services.size()) + " unit(s))");
+    else
+      for (const auto& u : p.stop_services) plan.prepare.push_back(make_service_stop(u));
+  }
+  // 3. consoles
+  if (p.unbind_consoles) {
+    if (auto l = fs.list("/sys/class/vtconsole"); l)
+      for (const auto& vt : *l)
+        if (read_attr(fs, "/sys/class/vtconsole/" + vt + "/bind") == "1" && is_fb_console(fs, vt))
+          plan.prepare.push_back(make_vtcon_unbind(vt));
+  }
+  // 4. boot framebuffer: it lives on the boot VGA device
+  if (p.release_framebuffer && gdev->boot_vga) {
+    if (auto l = fs.list("/sys/bus/platform/devices"); l)
+      for (const auto& dev : *l) {
+        if (dev.rfind("efi-framebuffer", 0) != 0 && dev.rfind("simple-framebuffer", 0) != 0 &&
+            dev.rfind("vesa-framebuffer", 0) != 0)
+          continue;
+        std::string drv = link_name(fs, "/sys/bus/platform/devices/" + dev + "/driver");
+        if (!drv.empty()) plan.prepare.push_back(make_fb_release(dev, drv));
+      }
+  }
+  // 5. switcheroo before the dGPU driver goes
+  if (p.mode == DisplayMode::mux && p.mux_method == MuxMethod::switcheroo) plan.prepare.push_back(make_switcheroo());
+  // 6. holders
+  plan.prepare.push_back(make_holders(devices, p.holders == HolderPolicy::terminate));
+  // 7. modules
+  for (const auto& m : p.unload_modules) {
+    if (module_builtin(fs, m)) {
+      plan.notes.push_back("module " + m + " is built into the kernel and cannot be unloaded; the unbind does its job");
+      continue;
+    }
+    if (read_attr(fs, "/sys/module/" + m + "/initstate") != "live") {
+      plan.notes.push_back("module " + m + " is not loaded: nothing to unload");
+      continue;
+    }
+    plan.prepare.push_back(make_module_unload(m));
+  }
+  // 8. vfio-pci
+  if (!fs.is_dir(std::string(kPciDrivers) + "/vfio-pci"))
+    plan.prepare.push_back(make_module_load("vfio-pci", std::string(kPciDrivers) + "/vfio-pci"));
+  // 9. the devices
+  for (const auto& a : devices) plan.prepare.push_back(make_pci_vfio(a));
+  // 10. panel switch
+  if (p.mode == DisplayMode::mux && p.mux_method == MuxMethod::acpi)
+    plan.prepare.push_back(make_acpi_mux(p.acpi_dgpu, p.acpi_igpu));
+  if (p.mode == DisplayMode::command)
+    plan.prepare.push_back(make_command("display switch", p.switch_cmd, p.restore_cmd));
+  // 11. profile commands, and the later phases
+  for (const auto& c : p.commands) {
+    auto step = make_command("command (" + p.path + ":" + std::to_string(c.line) + ")", c.run, c.undo);
+    if (c.when == "prepare") plan.prepare.push_back(std::move(step));
+    else if (c.when == "start") plan.start.push_back(std::move(step));
+    else plan.started.push_back(std::move(step));
+  }
+  if (p.mode == DisplayMode::ddc)
+    plan.started.insert(plan.started.begin(), make_ddc_input(p.ddc_bus, p.ddc_vm_input, p.ddc_host_input.value_or(-1)));
+  return plan;
+}
+
+}  // namespace gpuhook

@@ -1,0 +1,158 @@
+#include "fake/fake_host.h"
+
+#include <signal.h>
+
+namespace gpuhook {
+
+Result<RunResult> FakeRunner::run(const std::vector<std::string>& argv, const Deadline& d) {
+  if (argv.empty()) return Error{"cannot run an empty command", "", "", EINVAL};
+  std::string line = format_argv(argv);
+  calls.push_back(line);
+  // An absolute path must be registered as such, except the system tools the kernel model provides.
+  auto it = programs.find(argv[0]);
+  if (it == programs.end()) {
+    std::string base = basename_of(argv[0]);
+    bool system_tool = base == "systemctl" || base == "modprobe" || base == "ddcutil";
+    if (argv[0].find('/') == std::string::npos || system_tool) it = programs.find(base);
+  }
+  if (it == programs.end()) {
+    Error e;
+    e.what = "cannot run " + argv[0];
+    e.why = "not found";
+    e.code = ENOENT;
+    return e;
+  }
+  RunResult r;
+  if (fault_check && fault_check(line, d, r)) return r;
+  return it->second(argv, d);
+}
+
+bool FakeRunner::has_program(const std::string& name) {
+  return programs.count(name) > 0 || programs.count(basename_of(name)) > 0;
+}
+
+Status FakeSignals::kill(int pid, int sig) {
+  if (pid <= 1) return sys_error("refusing to signal pid " + std::to_string(pid), "kill", EPERM);
+  if (kernel) kernel->kill(pid, sig);
+  return Status::success();
+}
+
+namespace {
+class FakeLock : public LockHandle {
+ public:
+  FakeLock(std::set<std::string>& held, std::string p) : held_(held), p_(std::move(p)) {}
+  ~FakeLock() override { held_.erase(p_); }
+
+ private:
+  std::set<std::string>& held_;
+  std::string p_;
+};
+}  // namespace
+
+Result<std::unique_ptr<LockHandle>> FakeLocker::lock(const std::string& path, const Deadline& d) {
+  if (held.count(path)) {
+    d.clock().sleep_ms(d.remaining() + 1);  // nobody releases it while we wait in-process
+    Error e;
+    e.what = "lock " + path + " is held by another gpuhook";
+    e.timed_out = true;
+    return e;
+  }
+  held.insert(path);
+  return std::unique_ptr<LockHandle>(new FakeLock(held, path));
+}
+
+FakeHost::FakeHost() : kernel(fs, clock, runner) {
+  signals.kernel = &kernel;
+  runner.fault_check = [this](const std::string& line, const Deadline& d, RunResult& out) {
+    return kernel.command_fault(line, d, out);
+  };
+}
+
+void put_profile(FakeHost& h, const std::string& vm, const std::string& toml) {
+  h.fs.put_dir("/etc/gpuhook", 0755);
+  h.fs.put_dir("/etc/gpuhook/vms", 0755);
+  h.fs.put_file("/etc/gpuhook/vms/" + vm + ".toml", toml, 0644, 0);
+}
+
+namespace {
+void common_modules(FakeHost& h) {
+  auto& k = h.kernel;
+  k.add_module({"pcieport", {}, "pcieport", true, false});
+  k.add_module({"vfio", {}, "", false, false});
+  k.add_module({"vfio_iommu_type1", {"vfio"}, "", false, false});
+  k.add_module({"vfio_pci_core", {"vfio", "vfio_iommu_type1"}, "", false, false});
+  k.add_module({"vfio_pci", {"vfio_pci_core"}, "vfio-pci", false, false});
+  k.add_module({"snd_hda_intel", {}, "snd_hda_intel", false, true});
+  k.add_module({"xhci_pci", {}, "xhci_hcd", false, true});
+}
+void systemd_with(FakeHost& h) {
+  h.kernel.enable_systemd(true);
+  h.runner.programs["systemctl"] = [&h](const std::vector<std::string>& a, const Deadline&) {
+    return h.kernel.systemctl(a);
+  };
+}
+}  // namespace
+
+void build_reference_laptop(FakeHost& h) {
+  auto& k = h.kernel;
+  common_modules(h);
+  k.add_module({"i915", {}, "i915", false, true});
+  k.add_module({"nvidia", {}, "nvidia", false, true});
+  k.add_module({"nvidia_modeset", {"nvidia"}, "", false, true});
+  k.add_module({"nvidia_uvm", {"nvidia"}, "", false, true});
+  k.add_module({"nvidia_drm", {"nvidia_modeset", "nvidia"}, "", false, true});
+  k.add_module({"i2c_nvidia_gpu", {}, "nvidia-gpu", false, true});
+  FakePci host_bridge{"0000:00:00.0", "8086", "3ec4", "1558", "8550", "060000", "", "", 0};
+  k.add_pci(host_bridge);
+  k.add_bridge("0000:00:01.0", 1);
+  const std::string rp = "/sys/devices/pci0000:00/0000:00:01.0";
+  k.add_pci({"0000:00:02.0", "8086", "3e9b", "1558", "8550", "030000", "i915", "i915", 2, true});
+  k.add_pci({"0000:00:1f.3", "8086", "a348", "1558", "8550", "040380", "snd_hda_intel", "snd_hda_intel", 3});
+  k.add_pci({"0000:01:00.0", "10de", "2191", "1558", "8550", "030000", "nvidia", "nvidia", 1, false, rp});
+  k.add_pci({"0000:01:00.1", "10de", "1aeb", "1558", "8550", "040300", "snd_hda_intel", "snd_hda_intel", 1, false, rp});
+  k.add_pci({"0000:01:00.2", "10de", "1aec", "1558", "8550", "0c0330", "xhci_hcd", "xhci_hcd", 1, false, rp});
+  k.add_pci({"0000:01:00.3", "10de", "1aed", "1558", "8550", "0c8000", "nvidia-gpu", "nvidia-gpu", 1, false, rp});
+  k.add_drm_node("card0", "0000:00:02.0");
+  k.add_drm_node("renderD128", "0000:00:02.0");
+  k.add_drm_node("card1", "0000:01:00.0");
+  k.add_drm_node("renderD129", "0000:01:00.0");
+  k.add_sound_node("controlC0", "0000:00:1f.3");
+  k.add_sound_node("controlC1", "0000:01:00.1");
+  k.add_sound_node("pcmC1D3p", "0000:01:00.1");
+  h.fs.put_dir("/sys/devices/pci0000:00/0000:00:02.0/graphics/fb0");
+  h.fs.put_link("/sys/class/graphics/fb0", "/sys/devices/pci0000:00/0000:00:02.0/graphics/fb0");
+  k.add_vtcon("vtcon0", "(S) dummy device", false);
+  k.add_vtcon("vtcon1", "(M) frame buffer device", true);
+  systemd_with(h);
+  k.add_process({1000, "Xorg", {"/dev/dri/card0"}, false, "display-manager.service"});
+  k.add_process({900, "nvidia-persistenced", {"/dev/nvidiactl", "/dev/nvidia0"}, false, "nvidia-persistenced.service"});
+  k.add_unit("display-manager.service", true);
+  k.add_unit("nvidia-persistenced.service", true);
+  k.add_process({1, "systemd", {}, false, ""});
+  k.set_monitor_input(4, 0x11);
+}
+
+void build_single_gpu_desktop(FakeHost& h) {
+  auto& k = h.kernel;
+  common_modules(h);
+  k.add_module({"amdgpu", {}, "amdgpu", false, true});
+  k.add_bridge("0000:00:03.1", 12);
+  const std::string rp = "/sys/devices/pci0000:00/0000:00:03.1";
+  k.add_pci({"0000:0b:00.0", "1002", "67df", "1da2", "e366", "030000", "amdgpu", "amdgpu", 12, true, rp});
+  k.add_pci({"0000:0b:00.1", "1002", "aaf0", "1da2", "aaf0", "040300", "snd_hda_intel", "snd_hda_intel", 12, false, rp});
+  k.add_pci({"0000:00:14.0", "8086", "a36d", "1458", "5007", "0c0330", "xhci_hcd", "xhci_hcd", 3});
+  k.add_drm_node("card0", "0000:0b:00.0");
+  k.add_drm_node("renderD128", "0000:0b:00.0");
+  k.add_sound_node("controlC1", "0000:0b:00.1");
+  h.fs.put_dir(rp + "/0000:0b:00.0/graphics/fb0");
+  h.fs.put_link("/sys/class/graphics/fb0", rp + "/0000:0b:00.0/graphics/fb0");
+  k.add_vtcon("vtcon0", "(S) dummy device", false);
+  k.add_vtcon("vtcon1", "(M) frame buffer device", true);
+  k.add_platform_fb("efi-framebuffer.0", "efi-framebuffer");
+  systemd_with(h);
+  k.add_process({1000, "Xorg", {"/dev/dri/card0"}, false, "display-manager.service"});
+  k.add_process({1200, "pipewire", {"/dev/snd/controlC1"}, false, ""});
+  k.add_unit("display-manager.service", true);
+}
+
+}  // namespace gpuhook

@@ -1,0 +1,221 @@
+// FakeHost: an in-memory host for tests and benchmarks. FakeFs is a tree of files, directories
+// and symlinks; FakeKernel gives sysfs writes the kernel's semantics where gpuhook relies on them:
+//   driver_override (a lone "\n" clears it, an empty write does not), driver/unbind,
+//   drivers_probe and driver/bind (override first, else the device's native driver),
+//   /dev/vfio/<group> while a group member is on vfio-pci, modules (modprobe/modprobe -r with
+//   dependencies, refcounts, built-ins), vtconsole bind, platform framebuffer bind/unbind,
+//   vga_switcheroo and acpi_call, processes in /proc with fds on device nodes, and systemd units
+//   (systemctl is-active/stop/start) whose processes hold the GPU.
+// Faults: a write or a command can fail, hang (past any deadline) or be refused; NVIDIA's unbind
+// hangs while a /dev/nvidia* node is open, as the real driver does.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "host/host.h"
+
+namespace gpuhook {
+
+class FakeClock : public Clock {
+ public:
+  Millis now_ms() override { return now_; }
+  void sleep_ms(Millis ms) override { now_ += ms > 0 ? ms : 0; }
+  std::string wall_time() override { return "2026-01-01T00:00:00.000Z"; }
+  void advance(Millis ms) { now_ += ms; }
+
+ private:
+  Millis now_ = 1000000;
+};
+
+class FakeKernel;
+
+class FakeFs : public Fs {
+ public:
+  struct Node {
+    FileType type = FileType::regular;
+    std::string data;  // file content, or symlink target
+    unsigned mode = 0644;
+    unsigned uid = 0;
+  };
+  Result<std::string> read(const std::string& path) override;
+  Status write(const std::string& path, std::string_view data) override;
+  Status write_guarded(const std::string& path, std::string_view data, const Deadline& d) override;
+  Result<std::string> readlink(const std::string& path) override;
+  Result<std::string> canonical(const std::string& path) override;
+  Result<std::vector<std::string>> list(const std::string& path) override;
+  FileInfo stat(const std::string& path, bool follow = true) override;
+  Status write_atomic(const std::string& path, std::string_view data, unsigned mode) override;
+  Status make_dirs(const std::string& path, unsigned mode) override;
+  Status remove(const std::string& path) override;
+
+  // Direct tree manipulation (setup, kernel model).
+  void put_file(const std::string& path, std::string data, unsigned mode = 0644, unsigned uid = 0);
+  void put_dir(const std::string& path, unsigned mode = 0755);
+  void put_link(const std::string& path, std::string target);
+  void erase(const std::string& path);        // node only
+  void erase_tree(const std::string& path);   // node and everything below
+  bool has(const std::string& path) const { return nodes_.count(path) > 0; }
+  // The whole tree as "path -> type:content", minus the given prefixes (state and logs).
+  std::map<std::string, std::string> snapshot(const std::vector<std::string>& exclude) const;
+  const std::map<std::string, Node>& nodes() const { return nodes_; }
+  // Every write made through the Fs interface, in order ("path <- data").
+  std::vector<std::string> writes;
+  FakeKernel* kernel = nullptr;
+
+  // Resolves links; "" when a component is missing (or a loop).
+  std::string resolve(const std::string& path, bool follow_last) const;
+
+ private:
+  std::map<std::string, Node> nodes_;
+};
+
+class FakeRunner : public Runner {
+ public:
+  Result<RunResult> run(const std::vector<std::string>& argv, const Deadline& d) override;
+  bool has_program(const std::string& name) override;
+  using Handler = std::function<RunResult(const std::vector<std::string>&, const Deadline&)>;
+  // Programs by name ("systemctl") or absolute path; "systemctl", "modprobe", "ddcutil" are the kernel's.
+  std::map<std::string, Handler> programs;
+  std::vector<std::string> calls;  // format_argv of every run
+  FakeClock* clock = nullptr;
+  // Injected failures/hangs (FakeKernel::command_fault); true when it produced `out`.
+  std::function<bool(const std::string& argv, const Deadline& d, RunResult& out)> fault_check;
+};
+
+class FakeSignals : public Signals {
+ public:
+  Status kill(int pid, int sig) override;
+  int self_pid() override { return 4242; }
+  FakeKernel* kernel = nullptr;
+};
+
+class FakeLocker : public Locker {
+ public:
+  Result<std::unique_ptr<LockHandle>> lock(const std::string& path, const Deadline& d) override;
+  std::set<std::string> held;  // shared by every "process" using this locker
+};
+
+struct FakePci {
+  std::string address;               // "0000:01:00.0"
+  std::string vendor = "10de", device = "2191";
+  std::string subsystem_vendor = "1558", subsystem_device = "8550";
+  std::string class_code = "030000";
+  std::string native_driver;         // driver that binds it when probed without override
+  std::string driver;                // bound now ("" = unbound)
+  int group = -1;                    // -1: IOMMU off
+  bool boot_vga = false;
+  std::string parent = "/sys/devices/pci0000:00";  // directory it sits in
+};
+
+struct FakeModule {
+  std::string name;                  // "nvidia_drm"
+  std::vector<std::string> deps;     // loaded first, e.g. nvidia_drm -> nvidia_modeset, nvidia
+  std::string driver;                // PCI driver it registers ("nvidia"), "" if none
+  bool builtin = false;
+  bool loaded = false;
+};
+
+struct FakeProcess {
+  int pid;
+  std::string comm;
+  std::vector<std::string> open;     // device nodes it holds open
+  bool ignores_sigterm = false;
+  std::string unit;                  // systemd unit it belongs to ("" none)
+};
+
+class FakeKernel {
+ public:
+  explicit FakeKernel(FakeFs& fs, FakeClock& clock, FakeRunner& runner);
+
+  void add_pci(const FakePci& d);
+  void add_bridge(const std::string& address, int group, const std::string& parent = "/sys/devices/pci0000:00");
+  void add_module(const FakeModule& m);  // loaded ones register their driver and bind devices
+  void add_process(const FakeProcess& p);
+  void add_unit(const std::string& unit, bool active);
+  void add_vtcon(const std::string& vt, const std::string& name, bool bound);
+  void add_platform_fb(const std::string& dev, const std::string& driver);
+  void add_drm_node(const std::string& node, const std::string& pci_address);   // card1, renderD128
+  void add_sound_node(const std::string& node, const std::string& pci_address); // controlC1, pcmC1D3p
+  void enable_systemd(bool on);
+  void enable_switcheroo(const std::string& igpu, const std::string& dgpu);
+  void enable_acpi_call();
+
+  // Faults. `match` is a substring of the written path (or of the formatted argv).
+  enum class Fault { fail, hang, refuse };
+  void fault_write(const std::string& match, Fault f, int times = 1);
+  void fault_command(const std::string& match, Fault f, int times = 1);
+  void clear_faults() { write_faults_.clear(), command_faults_.clear(); }
+
+  // Kernel semantics, called by FakeFs/FakeRunner/FakeSignals.
+  Status on_write(const std::string& path, std::string_view data, const Deadline* guard);
+  std::string on_read(const std::string& path, const std::string& stored);
+  bool kill(int pid, int sig);
+  RunResult systemctl(const std::vector<std::string>& argv);
+  RunResult modprobe(const std::vector<std::string>& argv);
+  RunResult ddcutil(const std::vector<std::string>& argv);
+  bool command_fault(const std::string& argv, const Deadline& d, RunResult& out);
+
+  std::string driver_of(const std::string& addr) const;
+  bool module_loaded(const std::string& m) const;
+  bool process_alive(int pid) const { return procs_.count(pid) > 0; }
+  std::string mux() const { return mux_; }
+  int monitor_input(int bus) const { return monitor_.count(bus) ? monitor_.at(bus) : -1; }
+  void set_monitor_input(int bus, int v) { monitor_[bus] = v; }
+  bool unit_active(const std::string& u) const { return units_.count(u) && units_.at(u); }
+
+ private:
+  std::string dev_dir(const std::string& addr) const;
+  void bind(const std::string& addr, const std::string& drv);
+  void unbind(const std::string& addr);
+  void probe(const std::string& addr);
+  void register_driver(const std::string& drv);
+  void unregister_driver(const std::string& drv);
+  bool nvidia_busy() const;
+  void write_proc(const FakeProcess& p);
+  std::string normal_module(std::string m) const;
+  bool take_fault(std::map<std::string, std::pair<Fault, int>>& faults, const std::string& key, Fault& f);
+
+  FakeFs& fs_;
+  FakeClock& clock_;
+  std::map<std::string, FakePci> pci_;
+  std::map<std::string, FakeModule> modules_;
+  std::map<int, FakeProcess> procs_;
+  std::map<std::string, std::vector<FakeProcess>> unit_procs_;  // processes a unit runs when active
+  std::map<std::string, bool> units_;
+  std::map<std::string, std::pair<Fault, int>> write_faults_, command_faults_;
+  std::string mux_ = "igpu", igpu_, dgpu_;
+  std::string acpi_result_;
+  std::map<int, int> monitor_;
+};
+
+// Everything fake, wired together.
+struct FakeHost {
+  FakeHost();
+  FakeFs fs;
+  FakeClock clock;
+  FakeRunner runner;
+  FakeSignals signals;
+  FakeLocker locker;
+  FakeKernel kernel;
+  Host host() { return Host{fs, runner, clock, signals, locker}; }
+  // Snapshot of everything but gpuhook's own state and logs.
+  std::map<std::string, std::string> state() const { return fs.snapshot({"/run/gpuhook", "/var/log"}); }
+};
+
+// The reference laptop: Intel iGPU at 00:02.0 (i915, boot_vga) and a 4-function GTX 1660 Ti
+// Mobile at 01:00.0-3 (subsystem 1558:8550) behind root port 00:01.0 in IOMMU group 1, NVIDIA's
+// modules loaded, systemd with a display manager, vfio-pci not loaded yet.
+void build_reference_laptop(FakeHost& h);
+// One GPU only (boot_vga, fbcon on it, efifb), like a single-GPU desktop.
+void build_single_gpu_desktop(FakeHost& h);
+// Writes a profile owned by root, mode 0644.
+void put_profile(FakeHost& h, const std::string& vm, const std::string& toml);
+
+// Differences between two snapshots, one line each, for test failure messages.
+std::string diff_states(const std::map<std::string, std::string>& a, const std::map<std::string, std::string>& b);
+
+}  // namespace gpuhook

@@ -1,0 +1,532 @@
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "fake/fake_host.h"
+
+namespace gpuhook {
+
+namespace {
+std::string group_dir(int g) { return "/sys/kernel/iommu_groups/" + std::to_string(g); }
+Error err(int code, const std::string& what, const std::string& path) { return sys_error(what, path, code); }
+bool starts(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
+bool ends(const std::string& s, const std::string& p) {
+  return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
+}
+}  // namespace
+
+FakeKernel::FakeKernel(FakeFs& fs, FakeClock& clock, FakeRunner& runner) : fs_(fs), clock_(clock) {
+  fs_.kernel = this;
+  runner.clock = &clock;
+  fs_.put_dir("/sys/bus/pci/devices");
+  fs_.put_dir("/sys/bus/pci/drivers");
+  fs_.put_file("/sys/bus/pci/drivers_probe", "");
+  fs_.put_dir("/sys/kernel/iommu_groups");
+  fs_.put_dir("/sys/module");
+  fs_.put_dir("/sys/class/drm");
+  fs_.put_dir("/sys/class/sound");
+  fs_.put_dir("/sys/class/graphics");
+  fs_.put_dir("/sys/class/vtconsole");
+  fs_.put_dir("/sys/bus/platform/devices");
+  fs_.put_dir("/proc");
+  fs_.put_dir("/dev/dri");
+  fs_.put_dir("/dev/snd");
+  fs_.put_dir("/etc/gpuhook/vms");
+  fs_.put_dir("/run");
+  fs_.put_dir("/var/log");
+  runner.programs["modprobe"] = [this](const std::vector<std::string>& a, const Deadline&) { return modprobe(a); };
+  runner.programs["ddcutil"] = [this](const std::vector<std::string>& a, const Deadline&) { return ddcutil(a); };
+}
+
+std::string FakeKernel::dev_dir(const std::string& addr) const { return pci_.at(addr).parent + "/" + addr; }
+
+std::string FakeKernel::driver_of(const std::string& addr) const {
+  auto it = pci_.find(addr);
+  return it == pci_.end() ? "" : it->second.driver;
+}
+
+void FakeKernel::add_pci(const FakePci& d0) {
+  FakePci d = d0;
+  std::string want = d.driver;
+  d.driver.clear();
+  pci_[d.address] = d;
+  std::string dir = dev_dir(d.address);
+  fs_.put_dir(dir);
+  fs_.put_link("/sys/bus/pci/devices/" + d.address, dir);
+  fs_.put_file(dir + "/vendor", "0x" + d.vendor + "\n");
+  fs_.put_file(dir + "/device", "0x" + d.device + "\n");
+  fs_.put_file(dir + "/subsystem_vendor", "0x" + d.subsystem_vendor + "\n");
+  fs_.put_file(dir + "/subsystem_device", "0x" + d.subsystem_device + "\n");
+  fs_.put_file(dir + "/class", "0x" + d.class_code + "\n");
+  fs_.put_file(dir + "/driver_override", "(null)\n");
+  if (d.class_code.rfind("03", 0) == 0) fs_.put_file(dir + "/boot_vga", d.boot_vga ? "1\n" : "0\n");
+  if (d.group >= 0) {
+    fs_.put_link(dir + "/iommu_group", group_dir(d.group));
+    fs_.put_link(group_dir(d.group) + "/devices/" + d.address, dir);
+  }
+  if (!want.empty() && fs_.is_dir("/sys/bus/pci/drivers/" + want)) bind(d.address, want);
+}
+
+void FakeKernel::add_bridge(const std::string& address, int group, const std::string& parent) {
+  FakePci b;
+  b.address = address;
+  b.vendor = "8086";
+  b.device = "1901";
+  b.class_code = "060400";
+  b.native_driver = "pcieport";
+  b.group = group;
+  b.parent = parent;
+  if (!fs_.is_dir("/sys/bus/pci/drivers/pcieport")) register_driver("pcieport");
+  b.driver = "pcieport";
+  add_pci(b);
+}
+
+std::string FakeKernel::normal_module(std::string m) const {
+  std::replace(m.begin(), m.end(), '-', '_');
+  return m;
+}
+
+void FakeKernel::add_module(const FakeModule& m0) {
+  FakeModule m = m0;
+  m.name = normal_module(m.name);
+  modules_[m.name] = m;
+  if (m.builtin) {
+    fs_.put_dir("/sys/module/" + m.name + "/parameters");
+    if (!m.driver.empty()) register_driver(m.driver);
+  } else if (m.loaded) {
+    fs_.put_file("/sys/module/" + m.name + "/initstate", "live\n");
+    fs_.put_file("/sys/module/" + m.name + "/refcnt", "0\n");
+    if (!m.driver.empty()) register_driver(m.driver);
+    if (m.name == "nvidia") {
+      fs_.put_file("/dev/nvidia0", "");
+      fs_.put_file("/dev/nvidiactl", "");
+    }
+  }
+}
+
+bool FakeKernel::module_loaded(const std::string& m) const {
+  auto it = modules_.find(normal_module(m));
+  return it != modules_.end() && (it->second.loaded || it->second.builtin);
+}
+
+void FakeKernel::write_proc(const FakeProcess& p) {
+  std::string base = "/proc/" + std::to_string(p.pid);
+  fs_.put_file(base + "/comm", p.comm + "\n");
+  fs_.put_dir(base + "/fd");
+  int fd = 3;
+  for (const auto& n : p.open) fs_.put_link(base + "/fd/" + std::to_string(fd++), n);
+}
+
+void FakeKernel::add_process(const FakeProcess& p) {
+  if (!p.unit.empty()) {
+    unit_procs_[p.unit].push_back(p);
+    if (!units_[p.unit]) return;
+  }
+  procs_[p.pid] = p;
+  write_proc(p);
+}
+
+void FakeKernel::add_unit(const std::string& unit, bool active) {
+  units_[unit] = active;
+  fs_.put_file("/run/fake-systemd/" + unit, active ? "active\n" : "inactive\n");
+  if (active)
+    for (const auto& p : unit_procs_[unit]) {
+      procs_[p.pid] = p;
+      write_proc(p);
+    }
+}
+
+void FakeKernel::enable_systemd(bool on) {
+  if (on) fs_.put_dir("/run/systemd/system");
+  else fs_.erase_tree("/run/systemd");
+}
+
+void FakeKernel::add_vtcon(const std::string& vt, const std::string& name, bool bound) {
+  fs_.put_file("/sys/class/vtconsole/" + vt + "/name", name + "\n");
+  fs_.put_file("/sys/class/vtconsole/" + vt + "/bind", bound ? "1\n" : "0\n");
+}
+
+void FakeKernel::add_platform_fb(const std::string& dev, const std::string& driver) {
+  std::string dir = "/sys/devices/platform/" + dev;
+  fs_.put_dir(dir);
+  fs_.put_link("/sys/bus/platform/devices/" + dev, dir);
+  fs_.put_file("/sys/bus/platform/drivers/" + driver + "/bind", "");
+  fs_.put_file("/sys/bus/platform/drivers/" + driver + "/unbind", "");
+  fs_.put_link(dir + "/driver", "/sys/bus/platform/drivers/" + driver);
+  fs_.put_link("/sys/bus/platform/drivers/" + driver + "/" + dev, dir);
+}
+
+void FakeKernel::add_drm_node(const std::string& node, const std::string& addr) {
+  std::string dir = dev_dir(addr) + "/drm/" + node;
+  fs_.put_dir(dir);
+  fs_.put_link("/sys/class/drm/" + node, dir);
+  fs_.put_file("/dev/dri/" + node, "");
+}
+
+void FakeKernel::add_sound_node(const std::string& node, const std::string& addr) {
+  std::string dir = dev_dir(addr) + "/sound/" + node;
+  fs_.put_dir(dir);
+  fs_.put_link("/sys/class/sound/" + node, dir);
+  fs_.put_file("/dev/snd/" + node, "");
+}
+
+void FakeKernel::enable_switcheroo(const std::string& igpu, const std::string& dgpu) {
+  igpu_ = igpu;
+  dgpu_ = dgpu;
+  fs_.put_file("/sys/kernel/debug/vgaswitcheroo/switch", "");
+}
+
+void FakeKernel::enable_acpi_call() { fs_.put_file("/proc/acpi/call", ""); }
+
+void FakeKernel::register_driver(const std::string& drv) {
+  std::string d = "/sys/bus/pci/drivers/" + drv;
+  fs_.put_dir(d);
+  fs_.put_file(d + "/bind", "");
+  fs_.put_file(d + "/unbind", "");
+  fs_.put_file(d + "/new_id", "");
+  for (auto& [a, dev] : pci_) {
+    if (!dev.driver.empty()) continue;
+    std::string ov = trim(fs_.nodes().at(dev_dir(a) + "/driver_override").data);
+    if (ov == "(null)") ov.clear();
+    if (ov == drv || (ov.empty() && dev.native_driver == drv)) bind(a, drv);
+  }
+}
+
+void FakeKernel::unregister_driver(const std::string& drv) {
+  for (auto& [a, dev] : pci_)
+    if (dev.driver == drv) unbind(a);
+  fs_.erase_tree("/sys/bus/pci/drivers/" + drv);
+}
+
+void FakeKernel::bind(const std::string& addr, const std::string& drv) {
+  auto& d = pci_.at(addr);
+  d.driver = drv;
+  std::string dir = dev_dir(addr);
+  fs_.put_link(dir + "/driver", "/sys/bus/pci/drivers/" + drv);
+  fs_.put_link("/sys/bus/pci/drivers/" + drv + "/" + addr, dir);
+  if (drv == "vfio-pci" && d.group >= 0) {
+    fs_.put_file("/dev/vfio/" + std::to_string(d.group), "");
+  }
+}
+
+void FakeKernel::unbind(const std::string& addr) {
+  auto& d = pci_.at(addr);
+  std::string was = d.driver;
+  d.driver.clear();
+  std::string dir = dev_dir(addr);
+  fs_.erase(dir + "/driver");
+  fs_.erase("/sys/bus/pci/drivers/" + was + "/" + addr);
+  if (was == "vfio-pci" && d.group >= 0) {
+    bool other = false;
+    for (const auto& [a, o] : pci_) other |= (o.group == d.group && o.driver == "vfio-pci");
+    if (!other) fs_.erase("/dev/vfio/" + std::to_string(d.group));
+  }
+}
+
+void FakeKernel::probe(const std::string& addr) {
+  auto& d = pci_.at(addr);
+  if (!d.driver.empty()) return;
+  std::string ov = trim(fs_.nodes().at(dev_dir(addr) + "/driver_override").data);
+  if (ov == "(null)") ov.clear();
+  std::string drv = ov.empty() ? d.native_driver : ov;
+  if (!drv.empty() && fs_.is_dir("/sys/bus/pci/drivers/" + drv)) bind(addr, drv);
+}
+
+bool FakeKernel::nvidia_busy() const {
+  for (const auto& [pid, p] : procs_)
+    for (const auto& n : p.open)
+      if (n.rfind("/dev/nvidia", 0) == 0) return true;
+  return false;
+}
+
+void FakeKernel::fault_write(const std::string& match, Fault f, int times) { write_faults_[match] = {f, times}; }
+void FakeKernel::fault_command(const std::string& match, Fault f, int times) { command_faults_[match] = {f, times}; }
+
+bool FakeKernel::take_fault(std::map<std::string, std::pair<Fault, int>>& faults, const std::string& key, Fault& f) {
+  for (auto it = faults.begin(); it != faults.end(); ++it) {
+    if (key.find(it->first) == std::string::npos) continue;
+    f = it->second.first;
+    if (--it->second.second <= 0) faults.erase(it);
+    return true;
+  }
+  return false;
+}
+
+namespace {
+Status hang(FakeClock& clock, const Deadline* guard, const std::string& path) {
+  if (guard) {
+    clock.advance(guard->remaining() + 1);
+    Error e;
+    e.what = "writing to " + path + " did not finish";
+    e.why = "the kernel is still blocked in the write after the deadline";
+    e.timed_out = true;
+    return e;
+  }
+  clock.advance(3600 * 1000);  // an unguarded blocking write: the test sees the clock jump
+  return err(EINTR, "write blocked for an hour", path);
+}
+}  // namespace
+
+Status FakeKernel::on_write(const std::string& path, std::string_view data0, const Deadline* guard) {
+  Fault f;
+  std::string data = trim(data0);
+  if (take_fault(write_faults_, path, f)) {
+    if (f == Fault::hang) return hang(clock_, guard, path);
+    return err(f == Fault::refuse ? EBUSY : EIO, "injected fault writing '" + data + "'", path);
+  }
+  if (starts(path, "/run/gpuhook") || starts(path, "/var/log")) return Status::success();  // state files: fault check only
+  auto set = [&](const std::string& p, const std::string& v) { fs_.put_file(p, v); };
+  if (ends(path, "/driver_override")) {
+    if (data0.empty()) return Status::success();  // an empty write changes nothing
+    set(path, (data.empty() ? std::string("(null)") : data) + "\n");
+    return Status::success();
+  }
+  if (starts(path, "/sys/bus/pci/drivers/") && (ends(path, "/unbind") || ends(path, "/bind"))) {
+    std::string drv = basename_of(dirname_of(path));
+    if (!pci_.count(data)) return err(ENODEV, "no such device " + data, path);
+    if (ends(path, "/unbind")) {
+      if (pci_[data].driver != drv) return err(ENODEV, data + " is not bound to " + drv, path);
+      if (drv == "nvidia" && nvidia_busy()) return hang(clock_, guard, path);
+      unbind(data);
+      return Status::success();
+    }
+    if (!pci_[data].driver.empty()) return err(EBUSY, data + " already bound", path);
+    std::string ov = trim(fs_.nodes().at(dev_dir(data) + "/driver_override").data);
+    if (ov == "(null)") ov.clear();
+    if ((!ov.empty() && ov != drv) || (ov.empty() && pci_[data].native_driver != drv))
+      return err(ENODEV, drv + " does not match " + data, path);
+    bind(data, drv);
+    return Status::success();
+  }
+  if (path == "/sys/bus/pci/drivers_probe") {
+    if (!pci_.count(data)) return err(ENODEV, "no such device " + data, path);
+    probe(data);
+    return Status::success();
+  }
+  if (starts(path, "/sys/class/vtconsole/") && ends(path, "/bind")) {
+    if (data != "0" && data != "1") return err(EINVAL, "bad value", path);
+    set(path, data + "\n");
+    return Status::success();
+  }
+  if (starts(path, "/sys/bus/platform/drivers/") && (ends(path, "/unbind") || ends(path, "/bind"))) {
+    std::string drv = basename_of(dirname_of(path));
+    std::string dir = "/sys/devices/platform/" + data;
+    if (!fs_.has(dir)) return err(ENODEV, "no such device " + data, path);
+    std::string cur = fs_.has(dir + "/driver") ? basename_of(fs_.nodes().at(dir + "/driver").data) : "";
+    if (ends(path, "/unbind")) {
+      if (cur != drv) return err(ENODEV, data + " is not bound to " + drv, path);
+      fs_.erase(dir + "/driver");
+      fs_.erase("/sys/bus/platform/drivers/" + drv + "/" + data);
+    } else {
+      if (!cur.empty()) return err(EBUSY, data + " already bound", path);
+      fs_.put_link(dir + "/driver", "/sys/bus/platform/drivers/" + drv);
+      fs_.put_link("/sys/bus/platform/drivers/" + drv + "/" + data, dir);
+    }
+    return Status::success();
+  }
+  if (path == "/sys/kernel/debug/vgaswitcheroo/switch") {
+    if (data == "MDIS") mux_ = "dgpu";
+    else if (data == "MIGD") mux_ = "igpu";
+    else if (data != "DIS" && data != "IGD" && data != "ON" && data != "OFF") return err(EINVAL, "bad command", path);
+    return Status::success();
+  }
+  if (path == "/proc/acpi/call") {
+    // "\_SB.PCI0.PEG0.PEGP.MXDS 0x1": the path names the GPU; PEG* is the dGPU, GFX* the iGPU.
+    auto sp = data.find(' ');
+    std::string call = data.substr(0, sp), arg = sp == std::string::npos ? "" : data.substr(sp + 1);
+    if (call.size() < 5 || call.substr(call.size() - 5) != ".MXDS") {
+      acpi_result_ = "Error: AE_NOT_FOUND";
+      return Status::success();
+    }
+    bool dgpu = call.find("PEG") != std::string::npos;
+    if (arg == "0x0") acpi_result_ = (mux_ == (dgpu ? "dgpu" : "igpu")) ? "0x1" : "0x0";
+    else if (arg == "0x1") {
+      mux_ = dgpu ? "dgpu" : "igpu";
+      acpi_result_ = "0x0";
+    } else acpi_result_ = "Error: AE_BAD_PARAMETER";
+    return Status::success();
+  }
+  if (fs_.has(path)) fs_.put_file(path, std::string(data0), fs_.nodes().at(path).mode);
+  return Status::success();
+}
+
+std::string FakeKernel::on_read(const std::string& path, const std::string& stored) {
+  if (path == "/sys/kernel/debug/vgaswitcheroo/switch")
+    return "0:IGD:" + std::string(mux_ == "igpu" ? "+" : " ") + ":Pwr:" + igpu_ + "\n1:DIS:" +
+           std::string(mux_ == "dgpu" ? "+" : " ") + ":Pwr:" + dgpu_ + "\n";
+  if (path == "/proc/acpi/call") return acpi_result_;
+  if (starts(path, "/sys/module/") && ends(path, "/refcnt")) {
+    std::string m = basename_of(dirname_of(path));
+    int n = 0;
+    for (const auto& [name, mod] : modules_)
+      if (mod.loaded && std::find(mod.deps.begin(), mod.deps.end(), m) != mod.deps.end()) ++n;
+    if (m == "nvidia")
+      for (const auto& [pid, p] : procs_)
+        for (const auto& o : p.open) n += o.rfind("/dev/nvidia", 0) == 0;
+    return std::to_string(n) + "\n";
+  }
+  return stored;
+}
+
+bool FakeKernel::kill(int pid, int sig) {
+  auto it = procs_.find(pid);
+  if (it == procs_.end()) return false;
+  if (sig == 0) return true;
+  if (sig == SIGTERM && it->second.ignores_sigterm) return true;
+  if (sig == SIGTERM || sig == SIGKILL) {
+    fs_.erase_tree("/proc/" + std::to_string(pid));
+    procs_.erase(it);
+  }
+  return true;
+}
+
+RunResult FakeKernel::systemctl(const std::vector<std::string>& a) {
+  RunResult r;
+  if (a.size() < 3) {
+    r.exit_code = 1;
+    return r;
+  }
+  const std::string& verb = a[1];
+  const std::string& unit = a[2];
+  bool known = units_.count(unit) > 0;
+  if (verb == "is-active") {
+    r.out = known && units_[unit] ? "active\n" : "inactive\n";
+    r.exit_code = known && units_[unit] ? 0 : 3;
+  } else if (verb == "stop" || verb == "start") {
+    if (!known) {
+      r.exit_code = 5;
+      r.err = "Failed to " + verb + " " + unit + ": Unit " + unit + " not loaded.\n";
+      return r;
+    }
+    bool on = verb == "start";
+    units_[unit] = on;
+    fs_.put_file("/run/fake-systemd/" + unit, on ? "active\n" : "inactive\n");
+    for (const auto& p : unit_procs_[unit]) {
+      if (on) {
+        procs_[p.pid] = p;
+        write_proc(p);
+      } else {
+        procs_.erase(p.pid);
+        fs_.erase_tree("/proc/" + std::to_string(p.pid));
+      }
+    }
+    r.exit_code = 0;
+  } else {
+    r.exit_code = 1;
+  }
+  return r;
+}
+
+RunResult FakeKernel::modprobe(const std::vector<std::string>& a) {
+  RunResult r;
+  bool remove = a.size() > 2 && a[1] == "-r";
+  if (a.size() < 2 || (remove && a.size() < 3)) {
+    r.exit_code = 1;
+    return r;
+  }
+  std::string m = normal_module(remove ? a[2] : a[1]);
+  auto it = modules_.find(m);
+  if (it == modules_.end()) {
+    r.exit_code = 1;
+    r.err = "modprobe: FATAL: Module " + m + " not found in directory /lib/modules/6.1.0-fake\n";
+    return r;
+  }
+  FakeModule& mod = it->second;
+  if (remove) {
+    if (mod.builtin) {
+      r.exit_code = 1;
+      r.err = "modprobe: FATAL: Module " + m + " is builtin.\n";
+      return r;
+    }
+    if (!mod.loaded) {
+      r.exit_code = 0;
+      return r;
+    }
+    std::string refs = trim(on_read("/sys/module/" + m + "/refcnt", ""));
+    if (refs != "0") {
+      r.exit_code = 1;
+      r.err = "modprobe: FATAL: Module " + m + " is in use.\n";
+      return r;
+    }
+    if (!mod.driver.empty()) unregister_driver(mod.driver);
+    mod.loaded = false;
+    fs_.erase_tree("/sys/module/" + m);
+    if (m == "nvidia") {
+      fs_.erase("/dev/nvidia0");
+      fs_.erase("/dev/nvidiactl");
+    }
+    if (m == "vfio") fs_.erase_tree("/dev/vfio");
+    // Like kmod: dependencies that nothing uses any more go too.
+    for (const auto& dep : mod.deps) {
+      auto d = modules_.find(dep);
+      if (d != modules_.end() && d->second.loaded && trim(on_read("/sys/module/" + dep + "/refcnt", "")) == "0")
+        (void)modprobe({"modprobe", "-r", dep});
+    }
+    r.exit_code = 0;
+    return r;
+  }
+  if (mod.builtin || mod.loaded) {
+    r.exit_code = 0;
+    return r;
+  }
+  for (const auto& dep : mod.deps) {
+    auto rr = modprobe({"modprobe", dep});
+    if (!rr.success()) return rr;
+  }
+  mod.loaded = true;
+  fs_.put_file("/sys/module/" + m + "/initstate", "live\n");
+  fs_.put_file("/sys/module/" + m + "/refcnt", "0\n");
+  if (m == "nvidia") {
+    fs_.put_file("/dev/nvidia0", "");
+    fs_.put_file("/dev/nvidiactl", "");
+  }
+  if (m == "vfio") fs_.put_file("/dev/vfio/vfio", "");
+  if (!mod.driver.empty()) register_driver(mod.driver);
+  r.exit_code = 0;
+  return r;
+}
+
+RunResult FakeKernel::ddcutil(const std::vector<std::string>& a) {
+  RunResult r;
+  int bus = -1;
+  std::vector<std::string> rest;
+  for (size_t i = 1; i < a.size(); ++i) {
+    if (a[i] == "--bus" && i + 1 < a.size()) bus = std::atoi(a[++i].c_str());
+    else if (a[i] != "--brief") rest.push_back(a[i]);
+  }
+  if (!monitor_.count(bus)) {
+    r.exit_code = 1;
+    r.err = "No monitor detected on bus /dev/i2c-" + std::to_string(bus) + "\n";
+    return r;
+  }
+  if (rest.size() >= 2 && rest[0] == "getvcp" && rest[1] == "60") {
+    char b[40];
+    std::snprintf(b, sizeof b, "VCP 60 SNC x%02x\n", monitor_[bus]);
+    r.out = b;
+    r.exit_code = 0;
+  } else if (rest.size() >= 3 && rest[0] == "setvcp" && rest[1] == "60") {
+    monitor_[bus] = std::atoi(rest[2].c_str());
+    fs_.put_file("/run/fake-monitor/i2c-" + std::to_string(bus), rest[2] + "\n");
+    r.exit_code = 0;
+  } else {
+    r.exit_code = 1;
+  }
+  return r;
+}
+
+bool FakeKernel::command_fault(const std::string& argv, const Deadline& d, RunResult& out) {
+  Fault f;
+  if (!take_fault(command_faults_, argv, f)) return false;
+  out = RunResult{};
+  if (f == Fault::hang) {
+    clock_.advance(d.remaining() + 1);
+    out.timed_out = true;
+  } else {
+    out.exit_code = 1;
+    out.err = "injected failure\n";
+  }
+  return true;
+}
+
+}  // namespace gpuhook

@@ -1,0 +1,65 @@
+// Fs: every read and write of the host's files (sysfs, procfs, /dev, /etc, /run, /var/log) goes
+// through this interface. Paths are absolute host paths ("/sys/bus/pci/devices/..."); the real
+// implementation resolves them under a root directory (--root), the fake keeps an in-memory tree
+// that models the kernel's semantics (FakeHost).
+#pragma once
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "host/clock.h"
+#include "host/error.h"
+
+namespace gpuhook {
+
+enum class FileType { missing, regular, directory, symlink, other };
+
+struct FileInfo {
+  FileType type = FileType::missing;
+  unsigned mode = 0;   // permission bits
+  unsigned uid = 0;
+  unsigned gid = 0;
+  long long size = 0;
+};
+
+class Fs {
+ public:
+  virtual ~Fs() = default;
+
+  // Whole content of a file (sysfs attribute, /proc file, profile). Follows links.
+  virtual Result<std::string> read(const std::string& path) = 0;
+  // Like `echo -n data > path`: one open and one write(2), no truncation games. For sysfs attributes.
+  virtual Status write(const std::string& path, std::string_view data) = 0;
+  // A write into the kernel that may block for ever (driver unbind/probe): done where the deadline
+  // can still fire. On expiry returns an Error with timed_out set; the write may still complete later.
+  virtual Status write_guarded(const std::string& path, std::string_view data, const Deadline& d) = 0;
+  // Raw target of a symlink.
+  virtual Result<std::string> readlink(const std::string& path) = 0;
+  // Absolute host path with every link resolved (realpath), still relative to the root.
+  virtual Result<std::string> canonical(const std::string& path) = 0;
+  // Names in a directory, sorted, without . and ..
+  virtual Result<std::vector<std::string>> list(const std::string& path) = 0;
+  // lstat when follow is false.
+  virtual FileInfo stat(const std::string& path, bool follow = true) = 0;
+  bool exists(const std::string& path) { return stat(path).type != FileType::missing; }
+  bool is_dir(const std::string& path) { return stat(path).type == FileType::directory; }
+
+  // State files of our own (journal, claims): never through a symlink, atomically replaced
+  // (write to a temporary file, fsync, rename, fsync the directory), created with `mode`.
+  virtual Status write_atomic(const std::string& path, std::string_view data, unsigned mode) = 0;
+  // Creates missing directories with `mode`; refuses a path component that is a symlink.
+  virtual Status make_dirs(const std::string& path, unsigned mode) = 0;
+  // Removes a file; a missing file is success.
+  virtual Status remove(const std::string& path) = 0;
+};
+
+// Helpers over any Fs.
+std::string trim(std::string_view s);
+// First line of a file without the trailing newline, or fallback when unreadable.
+std::string read_attr(Fs& fs, const std::string& path, const std::string& fallback = "");
+// Last path component of a link target ("../../bus/pci/drivers/nvidia" -> "nvidia"), or "" if none.
+std::string link_name(Fs& fs, const std::string& path);
+std::string basename_of(std::string_view path);
+std::string dirname_of(std::string_view path);
+
+}  // namespace gpuhook

@@ -1,0 +1,149 @@
+// The one file that uses Boost.Process (v2, Boost 1.81). Programs are started from an argv (never
+// a shell) in their own process group, with stdin from /dev/null, stdout and stderr on pipes that
+// we drain, and a minimal environment. At the deadline the whole group is killed.
+#define BOOST_PROCESS_USE_STD_FS 1
+#include <signal.h>
+#include <unistd.h>
+
+// Boost 1.81's process/v2/detail/config.hpp uses boost::optional and <type_traits> without
+// including them when BOOST_PROCESS_USE_STD_FS is set.
+#include <type_traits>
+#include <boost/optional.hpp>
+#include <boost/type_traits.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/readable_pipe.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/process/v2/environment.hpp>
+#include <boost/process/v2/process.hpp>
+#include <boost/process/v2/stdio.hpp>
+// ...and does not include the definition of process_environment::on_setup in header-only mode.
+#include <boost/process/v2/impl/environment.ipp>
+#include <chrono>
+
+#include "host/real_host.h"
+
+namespace gpuhook {
+namespace {
+
+namespace asio = boost::asio;
+namespace bp = boost::process::v2;
+
+constexpr const char* kPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// Puts the child in a process group of its own so that a timeout kills what it started too.
+struct own_process_group {
+  template <class Launcher>
+  bp::error_code on_exec_setup(Launcher&, const std::filesystem::path&, const char* const*) {
+    ::setpgid(0, 0);
+    return {};
+  }
+};
+
+class ProcessRunner : public Runner {
+ public:
+  Result<RunResult> run(const std::vector<std::string>& argv, const Deadline& d) override;
+  bool has_program(const std::string& name) override { return !find(name).empty(); }
+
+ private:
+  static std::filesystem::path find(const std::string& name) {
+    if (name.empty()) return {};
+    if (name.find('/') != std::string::npos)
+      return ::access(name.c_str(), X_OK) == 0 ? std::filesystem::path(name) : std::filesystem::path();
+    std::string_view path = kPath;
+    while (!path.empty()) {
+      auto c = path.find(':');
+      std::string dir(path.substr(0, c));
+      path = c == std::string_view::npos ? std::string_view() : path.substr(c + 1);
+      std::string cand = dir + "/" + name;
+      if (::access(cand.c_str(), X_OK) == 0) return cand;
+    }
+    return {};
+  }
+};
+
+struct Drain {
+  asio::readable_pipe pipe;
+  std::string data;
+  char buf[4096];
+  bool eof = false;
+  explicit Drain(asio::io_context& ctx) : pipe(ctx) {}
+  void start() {
+    pipe.async_read_some(asio::buffer(buf), [this](const bp::error_code& ec, std::size_t n) {
+      if (n) data.append(buf, n < sizeof buf ? n : sizeof buf);
+      if (data.size() > (1u << 20)) data.resize(1u << 20);  // keep the tail bounded
+      if (ec) {
+        eof = true;
+        return;
+      }
+      start();
+    });
+  }
+};
+
+Result<RunResult> ProcessRunner::run(const std::vector<std::string>& argv, const Deadline& d) {
+  if (argv.empty()) return Error{"cannot run an empty command", "", "", EINVAL};
+  auto exe = find(argv[0]);
+  if (exe.empty()) {
+    Error e;
+    e.what = "cannot run " + argv[0];
+    e.why = argv[0].find('/') != std::string::npos ? "no such executable" : "not found in " + std::string(kPath);
+    e.hint = "install it, or give its absolute path";
+    e.code = ENOENT;
+    return e;
+  }
+  asio::io_context ctx;
+  Drain out(ctx), err(ctx);
+  std::vector<std::string> args(argv.begin() + 1, argv.end());
+  std::vector<std::string> env = {std::string("PATH=") + kPath, "LC_ALL=C"};
+  bp::error_code ec;
+  bp::process proc(ctx, exe, args, bp::process_stdio{nullptr, out.pipe, err.pipe},
+                   bp::process_environment(env), own_process_group{});
+  (void)ec;
+  int pid = proc.id();
+  out.start();
+  err.start();
+
+  RunResult res;
+  bool exited = false;
+  int native_status = 0;
+  proc.async_wait([&](const bp::error_code&, int code) {
+    exited = true;
+    native_status = code;
+  });
+  asio::steady_timer timer(ctx);
+  timer.expires_after(std::chrono::milliseconds(d.remaining()));
+  timer.async_wait([&](const bp::error_code& tec) {
+    if (tec) return;
+    if (!exited) {
+      res.timed_out = true;
+      ::kill(-pid, SIGKILL);
+      ::kill(pid, SIGKILL);
+    }
+  });
+  // Run until the child has exited; then give the pipes a short bound to drain (a grandchild that
+  // kept them open must not keep us here).
+  while (!exited && ctx.run_one()) {
+  }
+  timer.cancel();
+  auto drain_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+  while ((!out.eof || !err.eof) && std::chrono::steady_clock::now() < drain_until) {
+    if (!ctx.run_one_for(std::chrono::milliseconds(20))) break;
+  }
+  ::kill(-pid, SIGKILL);  // nothing of the run outlives it
+  out.pipe.close();
+  err.pipe.close();
+  ctx.poll();
+  res.out = std::move(out.data);
+  res.err = std::move(err.data);
+  if (!res.timed_out) {
+    if (WIFSIGNALED(native_status)) res.signaled = true;
+    else res.exit_code = WEXITSTATUS(native_status);
+  }
+  return res;
+}
+
+}  // namespace
+
+std::unique_ptr<Runner> make_process_runner() { return std::make_unique<ProcessRunner>(); }
+
+}  // namespace gpuhook

@@ -1,0 +1,35 @@
+// Runner: starting programs. argv only, never a shell; stdin from /dev/null; stdout and stderr
+// captured (never inherited from libvirtd); a minimal environment; a deadline after which the
+// program is killed. The real implementation (process_runner.cpp) is the only user of Boost.Process.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "host/clock.h"
+#include "host/error.h"
+
+namespace gpuhook {
+
+struct RunResult {
+  int exit_code = -1;      // valid when !signaled && !timed_out
+  bool signaled = false;
+  bool timed_out = false;  // killed at the deadline
+  std::string out;
+  std::string err;
+  bool success() const { return !signaled && !timed_out && exit_code == 0; }
+  // "exit 3: <first line of stderr>" for messages.
+  std::string summary() const;
+};
+
+class Runner {
+ public:
+  virtual ~Runner() = default;
+  // Error only when the program could not be started at all (not found, not executable).
+  virtual Result<RunResult> run(const std::vector<std::string>& argv, const Deadline& d) = 0;
+  // Whether an executable exists in the runner's PATH (or at that absolute path).
+  virtual bool has_program(const std::string& name) = 0;
+};
+
+std::string format_argv(const std::vector<std::string>& argv);
+
+}  // namespace gpuhook

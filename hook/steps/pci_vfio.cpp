@@ -1,0 +1,150 @@
+// pci.vfio: one PCI function to vfio-pci and back, the way libvirt does it:
+//   record driver and driver_override; write "vfio-pci" to driver_override; unbind from the
+//   current driver; write the address to /sys/bus/pci/drivers_probe; wait for the driver link.
+// Undo: clear driver_override with a single newline (an empty write does not clear it), unbind
+// from vfio-pci, drivers_probe, wait for the original driver when its module is loaded (when it is
+// not, the later module.load undo binds it).
+#include "steps/steps.h"
+#include "sysinfo/pci.h"
+
+namespace gpuhook {
+namespace {
+
+std::string driver_of(Fs& fs, const std::string& addr) {
+  return link_name(fs, std::string(kPciDevices) + "/" + addr + "/driver");
+}
+
+Status unbind(StepContext& ctx, const std::string& addr, const std::string& drv) {
+  Deadline d = ctx.deadline.sub(ctx.timeouts.unbind_ms);
+  auto s = ctx.host.fs.write_guarded(std::string(kPciDrivers) + "/" + drv + "/unbind", addr, d);
+  if (!s) {
+    Error e = s.error();
+    e.what = "cannot unbind " + addr + " from " + drv + (e.timed_out ? " (the driver hangs in unbind)" : "");
+    if (e.hint.empty())
+      e.hint = e.timed_out ? "a process probably still uses the card; `gpuhook plan <vm>` lists holders, "
+                             "or set [host] holders = \"terminate\""
+                           : "see the kernel log (journalctl -k) for the driver's message";
+    return e;
+  }
+  return Status::success();
+}
+
+Status probe(StepContext& ctx, const std::string& addr) {
+  Deadline d = ctx.deadline.sub(ctx.timeouts.unbind_ms);
+  auto s = ctx.host.fs.write_guarded("/sys/bus/pci/drivers_probe", addr, d);
+  if (!s) {
+    Error e = s.error();
+    e.what = "cannot probe drivers for " + addr;
+    return e;
+  }
+  return Status::success();
+}
+
+Status wait_driver(StepContext& ctx, const std::string& addr, const std::string& want) {
+  Deadline d = ctx.deadline.sub(ctx.timeouts.unbind_ms);
+  if (wait_until(d, [&] { return driver_of(ctx.host.fs, addr) == want; })) return Status::success();
+  Error e;
+  std::string now = driver_of(ctx.host.fs, addr);
+  e.what = addr + " did not bind to " + (want.empty() ? "no driver" : want);
+  e.why = "it is " + (now.empty() ? std::string("unbound") : "on " + now) + " after " +
+          std::to_string(ctx.timeouts.unbind_ms) + " ms";
+  e.hint = "see the kernel log (journalctl -k); `gpuhook status` shows every device's driver";
+  e.timed_out = true;
+  return e;
+}
+
+class PciVfio : public Step {
+ public:
+  explicit PciVfio(std::string a) : addr_(std::move(a)) {}
+  std::string kind() const override { return "pci.vfio"; }
+  std::string describe() const override { return "bind " + addr_ + " to vfio-pci"; }
+  Result<Record> record(StepContext& ctx) override {
+    PciSysfs pci(ctx.host.fs);
+    auto dev = pci.device(addr_);
+    if (!dev) {
+      Error e;
+      e.what = "PCI device " + addr_ + " does not exist";
+      e.hint = "check [gpu] address in the profile against `gpuhook groups`";
+      return e;
+    }
+    return Record{{"address", addr_}, {"driver", dev->driver}, {"override", dev->driver_override}};
+  }
+  Status apply(StepContext& ctx, const Record& rec) override {
+    Fs& fs = ctx.host.fs;
+    std::string dev = std::string(kPciDevices) + "/" + addr_;
+    if (!fs.is_dir(std::string(kPciDrivers) + "/vfio-pci")) {
+      Error e;
+      e.what = "the vfio-pci driver is not loaded";
+      e.hint = "modprobe vfio-pci, or check that the kernel has CONFIG_VFIO_PCI";
+      return e;
+    }
+    if (auto s = fs.write(dev + "/driver_override", "vfio-pci"); !s) return s;
+    std::string cur = driver_of(fs, addr_);
+    if (cur == "vfio-pci") return Status::success();
+    if (!cur.empty())
+      if (auto s = unbind(ctx, addr_, cur); !s) return s;
+    if (auto s = probe(ctx, addr_); !s) return s;
+    (void)rec;
+    return wait_driver(ctx, addr_, "vfio-pci");
+  }
+
+ private:
+  std::string addr_;
+};
+
+Status undo_pci_vfio(StepContext& ctx, const Record& rec) {
+  Fs& fs = ctx.host.fs;
+  std::string addr = field(rec, "address");
+  if (!PciAddress::parse(addr)) {
+    Error e;
+    e.what = "journal record has no valid address";
+    return e;
+  }
+  std::string orig = field(rec, "driver");
+  std::string override_was = field(rec, "override");
+  std::string dev = std::string(kPciDevices) + "/" + addr;
+  if (!fs.exists(dev)) {
+    Error e;
+    e.what = "PCI device " + addr + " is gone";
+    e.hint = "it may have been removed or the bus rescanned; `echo 1 > /sys/bus/pci/rescan` brings it back";
+    return e;
+  }
+  // A single newline clears driver_override; writing "" would leave it set.
+  if (auto s = fs.write(dev + "/driver_override", override_was.empty() ? "\n" : override_was); !s) return s;
+  std::string cur = driver_of(fs, addr);
+  if (cur == orig) return Status::success();
+  if (!cur.empty())
+    if (auto s = unbind(ctx, addr, cur); !s) return s;
+  if (orig.empty()) return Status::success();  // it had no driver before
+  if (auto s = probe(ctx, addr); !s) return s;
+  if (!fs.is_dir(std::string(kPciDrivers) + "/" + orig)) {
+    // Its module is not loaded now (it was unloaded by a module.unload step, undone after this);
+    // loading it binds the device.
+    ctx.log.info(addr + " left unbound until its driver " + orig + " is loaded again");
+    return Status::success();
+  }
+  if (driver_of(fs, addr) != orig) {
+    // drivers_probe may pick another driver first; ask the original one explicitly.
+    std::string now = driver_of(fs, addr);
+    if (now.empty()) {
+      Deadline d = ctx.deadline.sub(ctx.timeouts.unbind_ms);
+      (void)fs.write_guarded(std::string(kPciDrivers) + "/" + orig + "/bind", addr, d);
+    }
+  }
+  return wait_driver(ctx, addr, orig);
+}
+
+std::string verify_pci_vfio(StepContext& ctx, const Record& rec) {
+  std::string addr = field(rec, "address");
+  std::string cur = driver_of(ctx.host.fs, addr);
+  if (cur != "vfio-pci") return addr + " should be on vfio-pci but is " + (cur.empty() ? "unbound" : "on " + cur);
+  return "";
+}
+
+}  // namespace
+
+std::unique_ptr<Step> make_pci_vfio(const std::string& address) { return std::make_unique<PciVfio>(address); }
+
+StepKindInfo pci_vfio_kind() { return {undo_pci_vfio, verify_pci_vfio}; }
+
+}  // namespace gpuhook

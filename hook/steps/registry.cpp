@@ -1,0 +1,53 @@
+// The table of step kinds: name -> undo (and verify). A journal names kinds by these strings;
+// they are a file format and never change meaning.
+#include <map>
+
+#include "engine/step.h"
+
+namespace gpuhook {
+
+StepKindInfo claim_kind();
+StepKindInfo pci_vfio_kind();
+StepKindInfo module_load_kind();
+StepKindInfo module_unload_kind();
+StepKindInfo service_stop_kind();
+StepKindInfo vtcon_kind();
+StepKindInfo fb_kind();
+StepKindInfo holders_kind();
+StepKindInfo switcheroo_kind();
+StepKindInfo acpi_mux_kind();
+StepKindInfo ddc_kind();
+StepKindInfo command_kind();
+
+namespace {
+const std::map<std::string, StepKindInfo>& table() {
+  static const std::map<std::string, StepKindInfo> t = {
+      {"claim", claim_kind()},
+      {"pci.vfio", pci_vfio_kind()},
+      {"module.load", module_load_kind()},
+      {"module.unload", module_unload_kind()},
+      {"service.stop", service_stop_kind()},
+      {"vtcon.unbind", vtcon_kind()},
+      {"fb.release", fb_kind()},
+      {"holders", holders_kind()},
+      {"mux.switcheroo", switcheroo_kind()},
+      {"mux.acpi", acpi_mux_kind()},
+      {"ddc.input", ddc_kind()},
+      {"command", command_kind()},
+  };
+  return t;
+}
+}  // namespace
+
+const StepKindInfo* find_step_kind(const std::string& kind) {
+  auto it = table().find(kind);
+  return it == table().end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> step_kinds() {
+  std::vector<std::string> v;
+  for (const auto& [k, _] : table()) v.push_back(k);
+  return v;
+}
+
+}  // namespace gpuhook

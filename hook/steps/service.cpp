@@ -1,0 +1,74 @@
+// service.stop: a systemd unit stopped for the VM's lifetime and started again on release only if
+// it was running before. "Stopped" means `systemctl is-active` no longer says active/deactivating:
+// a state, polled with a bound, never a sleep.
+#include "steps/steps.h"
+
+namespace gpuhook {
+namespace {
+
+std::string unit_state(StepContext& ctx, const std::string& unit) {
+  Deadline d = ctx.deadline.sub(ctx.timeouts.command_ms);
+  auto r = ctx.host.runner.run({"systemctl", "is-active", unit}, d);
+  if (!r) return "unknown";
+  std::string s = trim(r->out);
+  return s.empty() ? "unknown" : s;
+}
+
+bool is_running(const std::string& state) {
+  return state == "active" || state == "activating" || state == "reloading" || state == "deactivating" ||
+         state == "refreshing";
+}
+
+class ServiceStop : public Step {
+ public:
+  explicit ServiceStop(std::string u) : unit_(std::move(u)) {}
+  std::string kind() const override { return "service.stop"; }
+  std::string describe() const override { return "stop " + unit_; }
+  Result<Record> record(StepContext& ctx) override {
+    std::string st = unit_state(ctx, unit_);
+    return Record{{"unit", unit_}, {"was_active", is_running(st) ? "1" : "0"}, {"state", st}};
+  }
+  Status apply(StepContext& ctx, const Record& rec) override {
+    if (field(rec, "was_active") != "1") return Status::success();
+    auto r = run_checked(ctx, {"systemctl", "stop", unit_}, ctx.timeouts.service_ms, "cannot stop " + unit_);
+    if (!r) return r.error();
+    Deadline d = ctx.deadline.sub(ctx.timeouts.service_ms);
+    if (!wait_until(d, [&] { return !is_running(unit_state(ctx, unit_)); })) {
+      Error e;
+      e.what = unit_ + " is still running after `systemctl stop`";
+      e.hint = "see `systemctl status " + unit_ + "`; raise [timeouts] service if it stops slowly";
+      e.timed_out = true;
+      return e;
+    }
+    return Status::success();
+  }
+
+ private:
+  std::string unit_;
+};
+
+Status undo_service_stop(StepContext& ctx, const Record& rec) {
+  std::string unit = field(rec, "unit");
+  if (field(rec, "was_active") != "1" || unit.empty()) return Status::success();
+  if (is_running(unit_state(ctx, unit))) return Status::success();
+  auto r = run_checked(ctx, {"systemctl", "start", unit}, ctx.timeouts.service_ms, "cannot start " + unit + " again");
+  if (!r) {
+    Error e = r.error();
+    e.hint = "start it by hand: systemctl start " + unit + "; see journalctl -u " + unit;
+    return e;
+  }
+  return Status::success();
+}
+
+std::string verify_service_stop(StepContext& ctx, const Record& rec) {
+  std::string unit = field(rec, "unit");
+  if (field(rec, "was_active") == "1" && is_running(unit_state(ctx, unit))) return unit + " is running again";
+  return "";
+}
+
+}  // namespace
+
+std::unique_ptr<Step> make_service_stop(const std::string& unit) { return std::make_unique<ServiceStop>(unit); }
+StepKindInfo service_stop_kind() { return {undo_service_stop, verify_service_stop}; }
+
+}  // namespace gpuhook

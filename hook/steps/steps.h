@@ -1,0 +1,58 @@
+// Factories for every step kind. Each .cpp holds one family: what it records, how it applies,
+// how it undoes from the record alone, and how reconnect verifies it.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/step.h"
+
+namespace gpuhook {
+
+// claim: marks the device as used by this VM (/run/gpuhook/claims/<addr>); refuses when another
+// VM with a live journal holds it.
+std::unique_ptr<Step> make_claim(const std::string& address, const std::string& vm);
+// pci.vfio: moves one PCI function to vfio-pci (driver_override, unbind, drivers_probe).
+std::unique_ptr<Step> make_pci_vfio(const std::string& address);
+// module.load: loads a module that was not loaded (vfio-pci); undo unloads it if unused.
+std::unique_ptr<Step> make_module_load(const std::string& module, const std::string& driver_dir);
+// module.unload: unloads a loaded module (modprobe -r); undo loads it again.
+std::unique_ptr<Step> make_module_unload(const std::string& module);
+// service.stop: stops a systemd unit and waits until it is inactive; undo starts it if it was active.
+std::unique_ptr<Step> make_service_stop(const std::string& unit);
+// vtcon.unbind: unbinds one frame buffer vtconsole; undo binds it again.
+std::unique_ptr<Step> make_vtcon_unbind(const std::string& vtcon);
+// fb.release: unbinds a boot framebuffer platform device (efi/simple/vesa framebuffer, simpledrm).
+std::unique_ptr<Step> make_fb_release(const std::string& device, const std::string& driver);
+// holders: finds processes holding the given device nodes; refuses, or terminates them.
+std::unique_ptr<Step> make_holders(const std::vector<std::string>& addresses, bool terminate);
+// mux.switcheroo: vga_switcheroo MDIS (panel to the dGPU); undo MIGD.
+std::unique_ptr<Step> make_switcheroo();
+// mux.acpi: MXDS through acpi_call; undo switches back to the iGPU.
+std::unique_ptr<Step> make_acpi_mux(const std::string& dgpu_path, const std::string& igpu_path);
+// ddc.input: sets a monitor's input (VCP 0x60) with ddcutil; undo sets the previous input.
+std::unique_ptr<Step> make_ddc_input(int bus, int vm_input, int host_input /* -1: read it */);
+// command: runs an argv; undo runs its undo argv (if any).
+std::unique_ptr<Step> make_command(const std::string& label, const std::vector<std::string>& run,
+                                   const std::vector<std::string>& undo);
+
+// Shared helpers.
+void put_argv(Record& r, const std::string& prefix, const std::vector<std::string>& argv);
+std::vector<std::string> get_argv(const Record& r, const std::string& prefix);
+std::string field(const Record& r, const std::string& key);
+// Runs a program within the step's command timeout and the event deadline; error on failure.
+Result<RunResult> run_checked(StepContext& ctx, const std::vector<std::string>& argv, Millis timeout_ms,
+                              const std::string& what);
+// Whether systemd is the init system (sd_booted: /run/systemd/system exists).
+bool systemd_running(Fs& fs);
+// Holders of a set of device nodes: "Xorg (1234) holds /dev/dri/card1 (0000:01:00.0)".
+struct Holder {
+  int pid;
+  std::string name;
+  std::string node;
+  std::string address;
+};
+std::vector<std::string> device_nodes_of(Fs& fs, const std::string& address, bool include_nvidia);
+std::vector<Holder> find_holders(Fs& fs, const std::vector<std::pair<std::string, std::string>>& nodes, int self_pid);
+
+}  // namespace gpuhook
