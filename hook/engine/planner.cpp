@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "steps/steps.h"
+#include "sysinfo/mux.h"
 #include "sysinfo/pci.h"
 
 namespace gpuhook {
@@ -127,6 +128,25 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
                                     std::string("boot_vga=") + (gdev->boot_vga ? "1" : "0") + ", display mode '" +
                                         to_string(p.mode) + "'",
                                     "use [display] mode = \"takeover\" (the host's desktop stops while the VM runs)"));
+  }
+
+  // MUX mode: the chosen runtime switch must exist; reboot-only vendor switches are never written.
+  if (p.mode == DisplayMode::mux) {
+    MuxInfo mux = detect_mux(fs);
+    bool have = p.mux_method == MuxMethod::switcheroo ? mux.switcheroo : mux.acpi_call;
+    if (!have) {
+      std::string hint = p.mux_method == MuxMethod::switcheroo
+                             ? "vga_switcheroo needs debugfs mounted and both GPU drivers registered with it; "
+                             : "load the acpi_call module (Debian: acpi-call-dkms); ";
+      if (!mux.reboot_only.empty())
+        hint += "this machine's " + mux.reboot_only.front().name + " only switches after a reboot: set it in "
+                "the firmware or vendor tool and use [display] mode = \"external\" or \"takeover\"";
+      else
+        hint += "`gpuhook doctor` lists what this machine offers";
+      plan.refusals.push_back(refusal(std::string("display mode 'mux' with method '") + to_string(p.mux_method) +
+                                          "' is not available on this machine",
+                                      "it offers: " + mux.summary(), hint));
+    }
   }
 
   bool systemd = systemd_running(fs);

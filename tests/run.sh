@@ -1,0 +1,47 @@
+#!/bin/sh
+# The whole test suite on a fresh Debian 12 machine, as root: installs what the tests need,
+# builds with test-only fault points, runs every ctest label, then the unit tests again under
+# ASan+UBSan, then each fuzz target for a bounded time. Prints the ctest summary.
+#
+#   sudo ./tests/run.sh            everything (about 10 minutes on 2 cores)
+#   sudo ./tests/run.sh --quick    unit tests only
+set -eu
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+QUICK=0
+[ "${1:-}" = "--quick" ] && QUICK=1
+[ "$(id -u)" = 0 ] || { echo "tests/run.sh: run as root (it installs packages; real-system tests bind PCI drivers inside QEMU)" >&2; exit 1; }
+JOBS=$(nproc)
+
+# 1. What the tests need, from Debian's archive.
+PKGS="build-essential cmake pkg-config libvirt-dev libboost1.81-dev libtomlplusplus-dev libspdlog-dev
+  libpugixml-dev libgtest-dev libgmock-dev libbenchmark-dev clang-14 libfuzzer-14-dev libclang-rt-14-dev
+  qemu-system-x86 linux-image-amd64 busybox-static tini cpio kmod python3 libvirt-daemon-system libvirt-clients
+  util-linux procps"
+missing=""
+for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  echo "tests/run.sh: installing:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# 2. Build with the test-only fault points.
+cmake -S "$SRC" -B "$SRC/build-tests" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGPUHOOK_FAULT_POINTS=ON >/dev/null
+cmake --build "$SRC/build-tests" -j"$JOBS"
+
+# 3. Every test: unit, realfs, libvirt, realkernel, fuzz.
+cd "$SRC/build-tests"
+if [ "$QUICK" = 1 ]; then
+  exec ctest --output-on-failure -L unit -j"$JOBS"
+fi
+rc=0
+ctest --output-on-failure -j"$JOBS" --timeout 900 || rc=$?
+
+# 4. The unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer.
+cmake -S "$SRC" -B "$SRC/build-asan" -DCMAKE_BUILD_TYPE=Debug -DGPUHOOK_SANITIZE=ON >/dev/null
+cmake --build "$SRC/build-asan" -j"$JOBS" --target gpuhook_unit gpuhook
+(cd "$SRC/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  ctest --output-on-failure -L unit -j"$JOBS") || rc=$?
+exit $rc
