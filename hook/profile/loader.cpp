@@ -109,7 +109,11 @@ class Checker {
   bool failed() const { return !errs_->empty(); }
 
   // Every key of `t` must be one of `allowed`; otherwise an error naming the nearest valid key.
+  // `where` is the table as a person writes it ("[gpu]", "" for the top level); sub-tables are
+  // named as tables: "unknown table [dispaly]; did you mean [display]?".
   void keys(const toml::table& t, const std::string& where, std::initializer_list<std::string_view> allowed) {
+    std::string prefix;  // "display." for [display]
+    if (where.size() > 2 && where.front() == '[' && where[1] != '[') prefix = where.substr(1, where.size() - 2) + ".";
     for (auto&& [k, v] : t) {
       std::string_view name = k.str();
       if (std::find(allowed.begin(), allowed.end(), name) != allowed.end()) continue;
@@ -119,9 +123,16 @@ class Checker {
         size_t d = edit_distance(name, a);
         if (d < bd) bd = d, best = a;
       }
-      std::string msg = "unknown key '" + std::string(name) + "'" + (where.empty() ? "" : " in " + where);
-      if (!best.empty() && bd <= std::max<size_t>(2, best.size() / 3)) msg += "; did you mean '" + std::string(best) + "'?";
-      else {
+      bool close = !best.empty() && bd <= std::max<size_t>(2, best.size() / 3);
+      std::string msg;
+      if (v.is_table() && (where.empty() || !prefix.empty())) {
+        msg = "unknown table [" + prefix + std::string(name) + "]";
+        if (close) msg += "; did you mean [" + prefix + std::string(best) + "]?";
+      } else {
+        msg = "unknown key '" + std::string(name) + "'" + (where.empty() ? " at the top level" : " in " + where);
+        if (close) msg += "; did you mean '" + std::string(best) + "'?";
+      }
+      if (!close) {
         msg += "; valid keys:";
         for (auto a : allowed) msg += " " + std::string(a);
       }
@@ -294,8 +305,17 @@ bool parse_toml(std::string_view text, const std::string& path, ConfigErrors* er
                             std::to_string(b.column ? b.column : 1) + ": " + d);
     return false;
   }
+  size_t first = errors->lines.size();
   Checker c(path, errors);
   body(c, root, out);
+  // In file order: "path:LINE:COL: ..." sorted by line, then column.
+  auto pos = [&](const std::string& l) {
+    unsigned line = 0, col = 0;
+    std::sscanf(l.c_str() + path.size(), ":%u:%u:", &line, &col);
+    return std::pair{line, col};
+  };
+  std::stable_sort(errors->lines.begin() + static_cast<long>(first), errors->lines.end(),
+                   [&](const std::string& a, const std::string& b) { return pos(a) < pos(b); });
   return !c.failed();
 }
 
@@ -445,7 +465,7 @@ void profile_body(Checker& c, const toml::table& root, Profile& p) {
 
 std::string abs_dir_problem(const std::string& v) {
   if (v.empty() || v[0] != '/') return "'" + shown_value(v) + "' must be an absolute path";
-  if (v.find("/../") != std::string::npos || v.size() >= 3 && v.compare(v.size() - 3, 3, "/..") == 0)
+  if (v.find("/../") != std::string::npos || (v.size() >= 3 && v.compare(v.size() - 3, 3, "/..") == 0))
     return "'" + shown_value(v) + "' must not contain '..'";
   if (has_nul(v)) return "contains a NUL character";
   return "";
