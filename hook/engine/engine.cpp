@@ -83,13 +83,15 @@ RunOutcome Engine::apply(StepList& steps, const std::string& phase) {
                    st.error().message());
     if (!st.error().hint.empty()) ctx_.log.error("hint: " + st.error().hint);
     ctx_.log.warn("rolling back " + std::to_string(j.entries.size() - first_of_phase) + " step(s) of " + phase);
-    std::vector<JournalEntry> failed;  // undo failed: kept in the journal, ascending order
+    // Kept in the journal, ascending order: a failed undo, and every older step after it (see release()).
+    std::vector<JournalEntry> failed;
     for (size_t i = j.entries.size(); i-- > first_of_phase;) {
       const JournalEntry e = j.entries[i];
       fault("before-undo", e.seq, e.kind);
       Status u = undo_entry(e);
       if (u) {
         ctx_.log.info("undo " + std::to_string(e.seq) + " " + e.kind + " ok");
+        if (!failed.empty()) failed.insert(failed.begin(), e);
       } else {
         out.rolled_back = false;
         out.undo_failures.push_back(u.error().message());
@@ -134,6 +136,12 @@ RunOutcome Engine::release() {
     return out;
   }
   ctx_.log.info("restoring " + std::to_string(j.entries.size()) + " journaled step(s)");
+  // Kept in the journal, ascending order: each failed undo and, once one failed, every older step
+  // too, even when its undo worked. Undo still runs for all of them now (the host gets back what
+  // it can: the display manager, the modules), and the next release replays the kept ones in
+  // order: an older undo may depend on a newer one (vfio-pci is only unloaded once no function is
+  // on it; the GPU only finds its driver again when its module is loaded after its unbind).
+  // Undo is idempotent, so replaying a step that was undone is safe.
   std::vector<JournalEntry> failed;
   while (!j.entries.empty()) {
     JournalEntry e = j.entries.back();
@@ -145,6 +153,7 @@ RunOutcome Engine::release() {
     if (u) {
       ++out.applied;
       ctx_.log.info("undo " + std::to_string(e.seq) + " " + e.kind + " ok (" + ms_str(dt) + ")");
+      if (!failed.empty()) failed.insert(failed.begin(), e);
     } else {
       out.ok = false;
       out.rolled_back = false;
