@@ -221,7 +221,10 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
   if (!fs.is_dir(std::string(kPciDrivers) + "/vfio-pci"))
     plan.prepare.push_back(make_module_load("vfio-pci", std::string(kPciDrivers) + "/vfio-pci"));
   // 9. the devices
-  for (const auto& a : devices) plan.prepare.push_back(make_pci_vfio(a));
+  for (const auto& a : devices) {
+    auto d = pci.device(a);
+    plan.prepare.push_back(make_pci_vfio(a, d ? d->driver : ""));
+  }
   // 10. panel switch
   if (p.mode == DisplayMode::mux && p.mux_method == MuxMethod::acpi)
     plan.prepare.push_back(make_acpi_mux(p.acpi_dgpu, p.acpi_igpu));

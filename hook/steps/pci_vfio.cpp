@@ -55,7 +55,7 @@ Status wait_driver(StepContext& ctx, const std::string& addr, const std::string&
 
 class PciVfio : public Step {
  public:
-  explicit PciVfio(std::string a) : addr_(std::move(a)) {}
+  PciVfio(std::string a, std::string at_plan) : addr_(std::move(a)), at_plan_(std::move(at_plan)) {}
   std::string kind() const override { return "pci.vfio"; }
   std::string describe() const override { return "bind " + addr_ + " to vfio-pci"; }
   Result<Record> record(StepContext& ctx) override {
@@ -67,7 +67,8 @@ class PciVfio : public Step {
       e.hint = "check [gpu] address in the profile against `gpuhook groups`";
       return e;
     }
-    return Record{{"address", addr_}, {"driver", dev->driver}, {"override", dev->driver_override}};
+    return Record{{"address", addr_}, {"driver", dev->driver}, {"override", dev->driver_override},
+                  {"driver_at_plan", at_plan_}};
   }
   Status apply(StepContext& ctx, const Record& rec) override {
     Fs& fs = ctx.host.fs;
@@ -89,7 +90,7 @@ class PciVfio : public Step {
   }
 
  private:
-  std::string addr_;
+  std::string addr_, at_plan_;
 };
 
 Status undo_pci_vfio(StepContext& ctx, const Record& rec) {
@@ -101,6 +102,10 @@ Status undo_pci_vfio(StepContext& ctx, const Record& rec) {
     return e;
   }
   std::string orig = field(rec, "driver");
+  // A module.unload step of the same prepare may have unbound the device before this step
+  // recorded it ("driver" empty): then the driver it had when the prepare began is the one to
+  // give it back to (bound by the module's reload, or here when the module is already back).
+  if (orig.empty()) orig = field(rec, "driver_at_plan");
   std::string override_was = field(rec, "override");
   std::string dev = std::string(kPciDevices) + "/" + addr;
   if (!fs.exists(dev)) {
@@ -116,13 +121,13 @@ Status undo_pci_vfio(StepContext& ctx, const Record& rec) {
   if (!cur.empty())
     if (auto s = unbind(ctx, addr, cur); !s) return s;
   if (orig.empty()) return Status::success();  // it had no driver before
-  if (auto s = probe(ctx, addr); !s) return s;
   if (!fs.is_dir(std::string(kPciDrivers) + "/" + orig)) {
     // Its module is not loaded now (it was unloaded by a module.unload step, undone after this);
     // loading it binds the device.
     ctx.log.info(addr + " left unbound until its driver " + orig + " is loaded again");
     return Status::success();
   }
+  if (auto s = probe(ctx, addr); !s) return s;
   if (driver_of(fs, addr) != orig) {
     // drivers_probe may pick another driver first; ask the original one explicitly.
     std::string now = driver_of(fs, addr);
@@ -143,7 +148,9 @@ std::string verify_pci_vfio(StepContext& ctx, const Record& rec) {
 
 }  // namespace
 
-std::unique_ptr<Step> make_pci_vfio(const std::string& address) { return std::make_unique<PciVfio>(address); }
+std::unique_ptr<Step> make_pci_vfio(const std::string& address, const std::string& driver_at_plan) {
+  return std::make_unique<PciVfio>(address, driver_at_plan);
+}
 
 StepKindInfo pci_vfio_kind() { return {undo_pci_vfio, verify_pci_vfio}; }
 

@@ -13,7 +13,8 @@ namespace gpuhook {
 // VM with a live journal holds it.
 std::unique_ptr<Step> make_claim(const std::string& address, const std::string& vm);
 // pci.vfio: moves one PCI function to vfio-pci (driver_override, unbind, drivers_probe).
-std::unique_ptr<Step> make_pci_vfio(const std::string& address);
+// driver_at_plan: its driver before the prepare (earlier steps may unbind it before it records).
+std::unique_ptr<Step> make_pci_vfio(const std::string& address, const std::string& driver_at_plan = "");
 // module.load: loads a module that was not loaded (vfio-pci); undo unloads it if unused.
 std::unique_ptr<Step> make_module_load(const std::string& module, const std::string& driver_dir);
 // module.unload: unloads a loaded module (modprobe -r); undo loads it again.
