@@ -9,7 +9,8 @@
 //   kill>       the hook is killed just after the step's change
 //   kill@rb     the step fails, and the hook is killed at the first undo of the rollback
 //   kill@rel    everything succeeded; release is killed before undoing this step; release again
-// The test prints the matrix; every cell must be restored. The runs use the real planner, engine,
+// The test prints the matrix; every cell must be restored. For error and hang, the refused
+// event's own rollback must also have restored what that event changed (before release runs). The runs use the real planner, engine,
 // steps and hook_event path (run_hook_event), only the host is fake.
 #include <gtest/gtest.h>
 
@@ -309,7 +310,7 @@ const char* kColumns[] = {"error", "hang", "kill<", "kill>", "kill@rb", "kill@re
 
 TEST(FaultMatrix, EveryFaultAtEveryStepInEveryModeIsRestoredByRelease) {
   std::string report;
-  int total = 0, bad = 0;
+  int total = 0, bad = 0, rollback_bad = 0;
   for (const auto& sc : scenarios()) {
     std::string why;
     std::vector<Effect> effects, release_effects;
@@ -438,6 +439,12 @@ TEST(FaultMatrix, EveryFaultAtEveryStepInEveryModeIsRestoredByRelease) {
         if (cell.runs && (std::string(c) == "error" || std::string(c) == "hang") && cell.rollback_clean < cell.failed_events &&
             cell.restored == cell.runs)
           t += "*";
+        if (cell.rollback_clean < cell.failed_events) {
+          ++rollback_bad;
+          ADD_FAILURE() << sc.name << ", " << steps[si].phase << " step " << steps[si].seq << " " << steps[si].kind << ", "
+                        << c << ": the refused event's own rollback left changes behind in "
+                        << cell.failed_events - cell.rollback_clean << " of " << cell.failed_events << " runs";
+        }
         std::snprintf(line, sizeof line, " %-9s", t.c_str());
         report += line;
         total += cell.runs;
@@ -454,6 +461,7 @@ TEST(FaultMatrix, EveryFaultAtEveryStepInEveryModeIsRestoredByRelease) {
               "-: not applicable\n%d runs, %d not restored\n",
               report.c_str(), total, bad);
   EXPECT_EQ(bad, 0);
+  EXPECT_EQ(rollback_bad, 0) << "a refused event must roll back what it changed by itself, before any release";
   EXPECT_GT(total, 300) << "the matrix must actually have run";
 }
 
