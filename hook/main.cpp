@@ -112,7 +112,8 @@ int hook_main(const Invocation& inv) {
   };
   app.arm_watchdog = [](Millis budget_ms) {
     ::signal(SIGALRM, on_alarm);
-    ::alarm(static_cast<unsigned>(budget_ms / 1000 + 5));
+    // The event, then a rollback with a budget of its own (Engine::apply), then a margin.
+    ::alarm(static_cast<unsigned>(2 * (budget_ms / 1000) + 5));
   };
 #ifdef GPUHOOK_FAULT_POINTS
   app.fault = fault_from_env();

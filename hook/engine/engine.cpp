@@ -4,9 +4,8 @@ namespace gpuhook {
 
 namespace {
 std::string ms_str(Millis ms) { return std::to_string(ms) + " ms"; }
-}  // namespace
 
-Status Engine::undo_entry(const JournalEntry& e) {
+Status undo_in(StepContext& ctx, const JournalEntry& e) {
   const StepKindInfo* info = find_step_kind(e.kind);
   if (!info) {
     Error err;
@@ -14,8 +13,11 @@ Status Engine::undo_entry(const JournalEntry& e) {
     err.hint = "this journal was written by another gpuhook version; restore that step by hand";
     return err;
   }
-  return info->undo(ctx_, e.fields);
+  return info->undo(ctx, e.fields);
 }
+}  // namespace
+
+Status Engine::undo_entry(const JournalEntry& e) { return undo_in(ctx_, e); }
 
 RunOutcome Engine::apply(StepList& steps, const std::string& phase) {
   RunOutcome out;
@@ -83,12 +85,16 @@ RunOutcome Engine::apply(StepList& steps, const std::string& phase) {
                    st.error().message());
     if (!st.error().hint.empty()) ctx_.log.error("hint: " + st.error().hint);
     ctx_.log.warn("rolling back " + std::to_string(j.entries.size() - first_of_phase) + " step(s) of " + phase);
+    // The rollback has a budget of its own: the failure may be the event deadline itself (a step
+    // that hung), and undo must still be able to wait for a driver or run modprobe/systemctl.
+    Deadline rollback_deadline(ctx_.host.clock, ctx_.timeouts.event_ms);
+    StepContext rb{ctx_.host, ctx_.log, rollback_deadline, ctx_.vm, ctx_.timeouts, ctx_.state_dir};
     // Kept in the journal, ascending order: a failed undo, and every older step after it (see release()).
     std::vector<JournalEntry> failed;
     for (size_t i = j.entries.size(); i-- > first_of_phase;) {
       const JournalEntry e = j.entries[i];
       fault("before-undo", e.seq, e.kind);
-      Status u = undo_entry(e);
+      Status u = undo_in(rb, e);
       if (u) {
         ctx_.log.info("undo " + std::to_string(e.seq) + " " + e.kind + " ok");
         if (!failed.empty()) failed.insert(failed.begin(), e);
