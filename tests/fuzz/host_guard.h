@@ -46,7 +46,7 @@ struct SafetyPolicy {
       return "path with a '..', '.' or empty component: '" + p + "'";
     if (p.find('\0') != std::string::npos || p.find('\n') != std::string::npos) return "path with a control character";
     for (const auto& pre : state ? state_prefixes : write_prefixes)
-      if (p.compare(0, pre.size(), pre) == 0) return "";
+      if (p.compare(0, pre.size(), pre) == 0 || p + "/" == pre) return "";
     if (!state)
       for (const auto& pre : state_prefixes)
         if (p.compare(0, pre.size(), pre) == 0) return "";

@@ -1,0 +1,44 @@
+// Fuzz target: the argument parser. The input is argv, NUL-separated (argv[0] first). Whatever
+// libvirtd or a person passes, parse_args classifies it, and a hook invocation always has its
+// three libvirt words.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "app/args.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace gpuhook;
+  std::vector<std::string> argv;
+  std::string cur;
+  for (size_t i = 0; i < size; ++i) {
+    if (data[i] == 0) {
+      argv.push_back(cur);
+      cur.clear();
+    } else {
+      cur += static_cast<char>(data[i]);
+    }
+  }
+  if (size) argv.push_back(cur);
+  Invocation inv = parse_args(argv);
+  switch (inv.kind) {
+    case Invocation::Kind::hook:
+      if (argv.size() < 4) __builtin_trap();
+      if (inv.extra.empty() && !inv.from_libvirt) __builtin_trap();
+      break;
+    case Invocation::Kind::verb: {
+      bool known = false;
+      for (const auto& v : verbs()) known |= v == inv.verb;
+      if (!known || inv.root.empty()) __builtin_trap();
+      (void)verb_help(inv.verb);
+      break;
+    }
+    case Invocation::Kind::usage_error:
+      if (inv.error.empty()) __builtin_trap();
+      break;
+    default:
+      break;
+  }
+  if (!argv.empty()) (void)is_hook_name(argv[0]);
+  return 0;
+}
