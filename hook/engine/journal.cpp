@@ -180,7 +180,11 @@ Result<Journal> JournalStore::load(const std::string& vm) {
   auto r = fs_.read(p);
   if (!r) return r.error();
   Journal j = Journal::parse(*r);
-  if (j.vm.empty()) j.vm = vm;
+  // The file's name says whose journal it is. A 'vm' line naming another VM (an edited or copied
+  // file) must never make a save write that VM's journal, or a path built from that name.
+  if (!j.vm.empty() && j.vm != vm)
+    j.problems.push_back("the journal names VM '" + escape_value(j.vm) + "', not '" + escape_value(vm) + "'");
+  j.vm = vm;
   return j;
 }
 
