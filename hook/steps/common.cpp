@@ -1,3 +1,5 @@
+#include <cctype>
+
 #include "steps/steps.h"
 
 namespace gpuhook {
@@ -27,6 +29,19 @@ std::vector<std::string> get_argv(const Record& r, const std::string& prefix) {
 std::string field(const Record& r, const std::string& key) {
   auto it = r.find(key);
   return it == r.end() ? "" : it->second;
+}
+
+Status check_journal_name(const Record& r, const std::string& key, bool may_be_empty) {
+  std::string v = field(r, key);
+  bool ok = v.size() <= 255 && (may_be_empty || !v.empty()) && (v.empty() || (v[0] != '-' && v[0] != '.'));
+  for (unsigned char c : v)
+    ok = ok && (std::isalnum(c) || c == '_' || c == '.' || c == ':' || c == '@' || c == '\\' || c == '+' || c == '-');
+  if (ok) return Status::success();
+  Error e;
+  e.what = "refusing the journal record: " + key + " '" + escape_value(v.substr(0, 80)) + "' is not a valid name";
+  e.why = "a journal written by gpuhook never holds this; the file was damaged or edited";
+  e.hint = "restore this step by hand, then remove the journal (see `gpuhook status`)";
+  return e;
 }
 
 Result<RunResult> run_checked(StepContext& ctx, const std::vector<std::string>& argv, Millis timeout_ms,

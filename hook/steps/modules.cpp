@@ -39,6 +39,11 @@ class ModuleLoad : public Step {
 Status undo_module_load(StepContext& ctx, const Record& rec) {
   std::string m = field(rec, "module"), drv = field(rec, "driver_dir");
   if (field(rec, "was_loaded") == "1" || m.empty()) return Status::success();
+  if (auto s = check_journal_name(rec, "module"); !s) return s;
+  // driver_dir is /sys/bus/pci/drivers/<name>, and is only ever tested and listed.
+  const std::string drivers = "/sys/bus/pci/drivers/";
+  std::string drv_name = drv.compare(0, drivers.size(), drivers) == 0 ? drv.substr(drivers.size()) : drv;
+  if (auto s = check_journal_name(Record{{"driver_dir", drv_name}}, "driver_dir"); !s) return s;
   if (!module_loaded(ctx.host.fs, m) && !ctx.host.fs.is_dir(drv)) return Status::success();
   // Leave it loaded when a device still uses it (another VM, or a vfio-pci.ids= binding).
   if (auto l = ctx.host.fs.list(drv); l) {
@@ -88,6 +93,7 @@ class ModuleUnload : public Step {
 Status undo_module_unload(StepContext& ctx, const Record& rec) {
   std::string m = field(rec, "module");
   if (field(rec, "was_loaded") != "1" || m.empty()) return Status::success();
+  if (auto s = check_journal_name(rec, "module"); !s) return s;
   if (module_loaded(ctx.host.fs, m)) return Status::success();
   auto r = run_checked(ctx, {"modprobe", m}, ctx.timeouts.command_ms, "cannot load module " + m + " again");
   if (!r) {

@@ -101,6 +101,8 @@ Status undo_pci_vfio(StepContext& ctx, const Record& rec) {
     e.what = "journal record has no valid address";
     return e;
   }
+  for (const char* key : {"driver", "driver_at_plan"})
+    if (auto s = check_journal_name(rec, key, true); !s) return s;
   std::string orig = field(rec, "driver");
   // A module.unload step of the same prepare may have unbound the device before this step
   // recorded it ("driver" empty): then the driver it had when the prepare began is the one to

@@ -50,6 +50,7 @@ class ServiceStop : public Step {
 Status undo_service_stop(StepContext& ctx, const Record& rec) {
   std::string unit = field(rec, "unit");
   if (field(rec, "was_active") != "1" || unit.empty()) return Status::success();
+  if (auto s = check_journal_name(rec, "unit"); !s) return s;
   if (is_running(unit_state(ctx, unit))) return Status::success();
   auto r = run_checked(ctx, {"systemctl", "start", unit}, ctx.timeouts.service_ms, "cannot start " + unit + " again");
   if (!r) {

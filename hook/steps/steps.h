@@ -41,6 +41,11 @@ std::unique_ptr<Step> make_command(const std::string& label, const std::vector<s
 void put_argv(Record& r, const std::string& prefix, const std::vector<std::string>& argv);
 std::vector<std::string> get_argv(const Record& r, const std::string& prefix);
 std::string field(const Record& r, const std::string& key);
+// A name an undo reads back from its journal record and uses as a path component or a program
+// argument (driver, module, unit): 1-255 of letters, digits and _ . : @ \ + -, not starting with
+// '-' or '.'. A journal is read back after crashes and hand edits: anything else is refused, with
+// an error naming the record's field, and never followed.
+Status check_journal_name(const Record& r, const std::string& key, bool may_be_empty = false);
 // Runs a program within the step's command timeout and the event deadline; error on failure.
 Result<RunResult> run_checked(StepContext& ctx, const std::vector<std::string>& argv, Millis timeout_ms,
                               const std::string& what);
