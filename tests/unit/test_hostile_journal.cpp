@@ -106,6 +106,9 @@ TEST(HostileJournal, HostileFieldValuesAreRefusedNotFollowed) {
        "step 1 module.unload phase=prepare module=/tmp/evil.ko was_loaded=1\n"},
       {"service.stop with an option as unit", false,
        "step 1 service.stop phase=prepare unit=--now was_active=1 state=active\n"},
+      {"claim of an address with a NUL (the real Fs would cut the path there)", true,
+       "step 1 claim phase=prepare address=00wi%00x vm=win11\n"},
+      {"claim of '..'", true, "step 1 claim phase=prepare address=.. vm=win11\n"},
       {"service.stop with a path as unit", false,
        "step 1 service.stop phase=prepare unit=/etc/systemd/system/x.service was_active=1 state=active\n"},
   };
