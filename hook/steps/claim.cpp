@@ -2,6 +2,7 @@
 // The hook holds the device's flock while it reads and writes it, so two VMs cannot both claim.
 #include "engine/journal.h"
 #include "steps/steps.h"
+#include "sysinfo/pci.h"
 
 namespace gpuhook {
 namespace {
@@ -40,7 +41,14 @@ class Claim : public Step {
 
 Status undo_claim(StepContext& ctx, const Record& rec) {
   std::string addr = field(rec, "address"), vm = field(rec, "vm");
-  if (addr.empty() || addr.find('/') != std::string::npos) return Status::success();
+  if (!PciAddress::parse(addr)) {
+    // Never a path built from garbage (a NUL would even cut the real path short).
+    Error e;
+    e.what = "refusing the journal record: address '" + escape_value(addr.substr(0, 80)) + "' is not a PCI address";
+    e.why = "a journal written by gpuhook never holds this; the file was damaged or edited";
+    e.hint = "check " + ctx.state_dir + "/claims by hand, then remove the journal (see `gpuhook status`)";
+    return e;
+  }
   std::string p = claim_path(ctx.state_dir, addr);
   if (read_attr(ctx.host.fs, p) == vm) return ctx.host.fs.remove(p);
   return Status::success();  // not ours (or already gone): leave it
