@@ -124,12 +124,16 @@ class Checker {
         if (d < bd) bd = d, best = a;
       }
       bool close = !best.empty() && bd <= std::max<size_t>(2, best.size() / 3);
+      // The key as shown: at most 60 bytes, control characters as '?' (it ends up on virsh's stderr).
+      std::string shown;
+      for (unsigned char c : name.substr(0, 60)) shown += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
+      if (name.size() > 60) shown += "...";
       std::string msg;
       if (v.is_table() && (where.empty() || !prefix.empty())) {
-        msg = "unknown table [" + prefix + std::string(name) + "]";
+        msg = "unknown table [" + prefix + shown + "]";
         if (close) msg += "; did you mean [" + prefix + std::string(best) + "]?";
       } else {
-        msg = "unknown key '" + std::string(name) + "'" + (where.empty() ? " at the top level" : " in " + where);
+        msg = "unknown key '" + shown + "'" + (where.empty() ? " at the top level" : " in " + where);
         if (close) msg += "; did you mean '" + std::string(best) + "'?";
       }
       if (!close) {
@@ -254,6 +258,7 @@ std::string unit_problem(const std::string& v, size_t) {
 
 std::string module_problem(const std::string& v, size_t) {
   if (v.empty() || v.size() > 64) return "must be a module name of 1 to 64 characters";
+  if (v[0] == '-') return "'" + shown_value(v) + "' must not start with '-'";
   for (unsigned char c : v)
     if (!(std::isalnum(c) || c == '_' || c == '-')) return "'" + shown_value(v) + "' is not a kernel module name";
   return "";
