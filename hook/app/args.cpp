@@ -147,7 +147,13 @@ Invocation parse_args(const std::vector<std::string>& argv) {
     const std::string& a = argv[i];
     if (inv.verb != "hook" && (a == "--help" || a == "-h")) inv.help = true;
     else if (inv.verb != "hook" && a == "--json") inv.json = true;
-    else if (inv.verb != "hook" && a == "--root" && i + 1 < argv.size()) inv.root = argv[++i];
+    else if (inv.verb != "hook" && a == "--root" && i + 1 < argv.size()) {
+      inv.root = argv[++i];
+      if (inv.root.empty()) {
+        inv.error = "--root needs a directory";
+        return inv;
+      }
+    }
     else if (inv.verb != "hook" && a.rfind("--", 0) == 0) {
       inv.error = "unknown option " + a + " for " + inv.verb;
       return inv;
