@@ -47,8 +47,9 @@ class ProcessRunner : public Runner {
  private:
   static std::filesystem::path find(const std::string& name) {
     if (name.empty()) return {};
+    // A path must be absolute: never relative to whatever directory the hook runs in.
     if (name.find('/') != std::string::npos)
-      return ::access(name.c_str(), X_OK) == 0 ? std::filesystem::path(name) : std::filesystem::path();
+      return name[0] == '/' && ::access(name.c_str(), X_OK) == 0 ? std::filesystem::path(name) : std::filesystem::path();
     std::string_view path = kPath;
     while (!path.empty()) {
       auto c = path.find(':');
@@ -86,7 +87,9 @@ Result<RunResult> ProcessRunner::run(const std::vector<std::string>& argv, const
   if (exe.empty()) {
     Error e;
     e.what = "cannot run " + argv[0];
-    e.why = argv[0].find('/') != std::string::npos ? "no such executable" : "not found in " + std::string(kPath);
+    e.why = argv[0].find('/') == std::string::npos ? "not found in " + std::string(kPath)
+            : argv[0][0] == '/'                    ? "no such executable"
+                                                   : "a relative path is never run";
     e.hint = "install it, or give its absolute path";
     e.code = ENOENT;
     return e;
