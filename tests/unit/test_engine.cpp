@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "app/hook_event.h"
+#include "harness.h"
 #include "engine/engine.h"
 #include "engine/planner.h"
 #include "fake/fake_host.h"
@@ -19,38 +20,10 @@ stop_services = ["nvidia-persistenced.service"]
 unload_modules = ["nvidia_drm", "nvidia_modeset", "nvidia_uvm", "nvidia"]
 )";
 
-struct KilledForTest {};
+using test::KilledForTest;
 
-struct Harness {
-  FakeHost h;
-  MemoryLog log;
+struct Harness : test::Harness {
   Harness() { build_reference_laptop(h); }
-  AppContext app(FaultHook f = {}) {
-    AppContext a{h.host(), "/", {}, std::move(f), {}};
-    a.open_log = [this](const GlobalConfig&, const std::string&, std::string*) {
-      struct Fwd : Log {
-        MemoryLog& m;
-        explicit Fwd(MemoryLog& l) : m(l) {}
-        void write(Level l, std::string_view s) override { m.write(l, s); }
-      };
-      return std::unique_ptr<Log>(new Fwd(log));
-    };
-    return a;
-  }
-  int event(const std::string& vm, const std::string& op, std::string* err_out = nullptr, FaultHook f = {},
-            const std::string& xml = "") {
-    AppContext a = app(std::move(f));
-    Invocation inv;
-    inv.kind = Invocation::Kind::hook;
-    inv.vm = vm;
-    inv.op = op;
-    inv.sub = op == "release" || op == "stopped" ? "end" : "begin";
-    inv.extra = "-";
-    std::string err;
-    int rc = run_hook_event(a, inv, xml, err);
-    if (err_out) *err_out = err;
-    return rc;
-  }
 };
 
 TEST(Engine, PrepareBindsTheWholeGroupAndReleaseRestoresEverything) {
@@ -143,7 +116,6 @@ TEST(Engine, AKillAtAnyStepThenReleaseRestoresTheHost) {
       } catch (const KilledForTest&) {
       }
       if (!killed) break;  // past the last step
-      t.h.locker.held.clear();  // the kernel drops a dead process's flocks
       EXPECT_TRUE(t.h.fs.exists("/run/gpuhook/win11.journal"));
       EXPECT_EQ(t.event("win11", "release"), 0);
       EXPECT_EQ(diff_states(before, t.h.state()), "") << point << " step " << n << "\n" << t.log.text();
