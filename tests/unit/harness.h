@@ -10,6 +10,15 @@ namespace gpuhook::test {
 
 struct KilledForTest {};
 
+// The reference laptop's profile: external mode, nvidia-persistenced stopped, NVIDIA unloaded.
+inline const char* kLaptopProfile = R"(
+[gpu]
+address = "0000:01:00.0"
+[host]
+stop_services = ["nvidia-persistenced.service"]
+unload_modules = ["nvidia_drm", "nvidia_modeset", "nvidia_uvm", "nvidia"]
+)";
+
 struct Harness {
   FakeHost h;
   MemoryLog log;

@@ -12,14 +12,6 @@
 namespace gpuhook {
 namespace {
 
-const char* kLaptopProfile = R"(
-[gpu]
-address = "0000:01:00.0"
-[host]
-stop_services = ["nvidia-persistenced.service"]
-unload_modules = ["nvidia_drm", "nvidia_modeset", "nvidia_uvm", "nvidia"]
-)";
-
 using test::KilledForTest;
 
 struct Harness : test::Harness {
@@ -28,7 +20,7 @@ struct Harness : test::Harness {
 
 TEST(Engine, PrepareBindsTheWholeGroupAndReleaseRestoresEverything) {
   Harness t;
-  put_profile(t.h, "win11", kLaptopProfile);
+  put_profile(t.h, "win11", test::kLaptopProfile);
   auto before = t.h.state();
   std::string err;
   ASSERT_EQ(t.event("win11", "prepare", &err), 0) << err << t.log.text();
@@ -48,7 +40,7 @@ TEST(Engine, PrepareBindsTheWholeGroupAndReleaseRestoresEverything) {
 
 TEST(Engine, DriverOverrideIsClearedWithANewlineNotAnEmptyWrite) {
   Harness t;
-  put_profile(t.h, "win11", kLaptopProfile);
+  put_profile(t.h, "win11", test::kLaptopProfile);
   ASSERT_EQ(t.event("win11", "prepare"), 0) << t.log.text();
   ASSERT_EQ(t.event("win11", "release"), 0);
   EXPECT_EQ(*t.h.fs.read("/sys/bus/pci/devices/0000:01:00.0/driver_override"), "(null)\n");
@@ -61,7 +53,7 @@ TEST(Engine, DriverOverrideIsClearedWithANewlineNotAnEmptyWrite) {
 
 TEST(Engine, ReleaseTwiceAndReleaseWithoutJournalAreHarmless) {
   Harness t;
-  put_profile(t.h, "win11", kLaptopProfile);
+  put_profile(t.h, "win11", test::kLaptopProfile);
   auto before = t.h.state();
   EXPECT_EQ(t.event("win11", "release"), 0);
   EXPECT_EQ(diff_states(before, t.h.state()), "");
@@ -74,13 +66,13 @@ TEST(Engine, ReleaseTwiceAndReleaseWithoutJournalAreHarmless) {
 // For every write the prepare makes, a failure injected at that write rolls the host back.
 TEST(Engine, AFailureAtAnyWriteOfPrepareLeavesTheHostAsBefore) {
   Harness probe;
-  put_profile(probe.h, "win11", kLaptopProfile);
+  put_profile(probe.h, "win11", test::kLaptopProfile);
   ASSERT_EQ(probe.event("win11", "prepare"), 0);
   std::vector<std::string> writes = probe.h.fs.writes;
   ASSERT_GT(writes.size(), 10u);
   for (size_t i = 0; i < writes.size(); ++i) {
     Harness t;
-    put_profile(t.h, "win11", kLaptopProfile);
+    put_profile(t.h, "win11", test::kLaptopProfile);
     auto before = t.h.state();
     std::string path = writes[i].substr(0, writes[i].find(" <- "));
     // Fail the n-th write to that path (the same path may be written more than once).
@@ -102,7 +94,7 @@ TEST(Engine, AKillAtAnyStepThenReleaseRestoresTheHost) {
   for (const char* point : {"before-apply", "after-apply"}) {
     for (int n = 1; n < 30; ++n) {
       Harness t;
-      put_profile(t.h, "win11", kLaptopProfile);
+      put_profile(t.h, "win11", test::kLaptopProfile);
       auto before = t.h.state();
       bool killed = false;
       FaultHook kill = [&](std::string_view p, int seq, const std::string&) {
@@ -125,8 +117,8 @@ TEST(Engine, AKillAtAnyStepThenReleaseRestoresTheHost) {
 
 TEST(Engine, ASecondVmIsRefusedNamingTheFirst) {
   Harness t;
-  put_profile(t.h, "win11", kLaptopProfile);
-  put_profile(t.h, "linux", kLaptopProfile);
+  put_profile(t.h, "win11", test::kLaptopProfile);
+  put_profile(t.h, "linux", test::kLaptopProfile);
   ASSERT_EQ(t.event("win11", "prepare"), 0);
   auto during = t.h.state();
   std::string err;
@@ -139,7 +131,7 @@ TEST(Engine, ASecondVmIsRefusedNamingTheFirst) {
 
 TEST(Engine, AHangingUnbindEndsInACleanFailureWithinTheDeadline) {
   Harness t;
-  put_profile(t.h, "win11", std::string(kLaptopProfile) + "[timeouts]\nevent = 20\nunbind = 3\n");
+  put_profile(t.h, "win11", std::string(test::kLaptopProfile) + "[timeouts]\nevent = 20\nunbind = 3\n");
   auto before = t.h.state();
   t.h.kernel.fault_write("/sys/bus/pci/drivers/xhci_hcd/unbind", FakeKernel::Fault::hang);
   Millis t0 = t.h.clock.now_ms();
@@ -165,7 +157,7 @@ TEST(Engine, NvidiaHoldersAreRefusedBeforeAnyChange) {
 
 TEST(Engine, ReconnectNeverFailsAndReportsDifferences) {
   Harness t;
-  put_profile(t.h, "win11", kLaptopProfile);
+  put_profile(t.h, "win11", test::kLaptopProfile);
   ASSERT_EQ(t.event("win11", "prepare"), 0);
   EXPECT_EQ(t.event("win11", "reconnect"), 0);
   EXPECT_FALSE(t.log.contains("differ"));
@@ -177,7 +169,7 @@ TEST(Engine, ReconnectNeverFailsAndReportsDifferences) {
 
 TEST(Engine, ReleaseUsesTheJournalNotTheEditedProfile) {
   Harness t;
-  put_profile(t.h, "win11", kLaptopProfile);
+  put_profile(t.h, "win11", test::kLaptopProfile);
   auto before = t.h.state();
   ASSERT_EQ(t.event("win11", "prepare"), 0);
   put_profile(t.h, "win11", "[gpu]\naddress = \"0000:00:02.0\"\n");  // edited while the VM ran

@@ -12,14 +12,6 @@ namespace {
 
 using test::Harness;
 
-const char* kProfile = R"(
-[gpu]
-address = "0000:01:00.0"
-[host]
-stop_services = ["nvidia-persistenced.service"]
-unload_modules = ["nvidia_drm", "nvidia_modeset", "nvidia_uvm", "nvidia"]
-)";
-
 struct Verb {
   int rc;
   std::string out, err;
@@ -38,7 +30,7 @@ Verb run(Harness& t, std::vector<std::string> argv) {
 TEST(PlanVerb, ListsTheExactStepsInOrderAndChangesNothing) {
   Harness t;
   build_reference_laptop(t.h);
-  put_profile(t.h, "win11", kProfile);
+  put_profile(t.h, "win11", test::kLaptopProfile);
   auto before = t.h.state();
   auto v = run(t, {"plan", "win11"});
   EXPECT_EQ(v.rc, 0) << v.err;
@@ -64,12 +56,12 @@ TEST(PlanVerb, SaysWhyAPrepareWouldRefuse) {
   build_reference_laptop(t.h);
   // A Wi-Fi card in the dGPU's group, as on some real laptops.
   t.h.kernel.add_pci({"0000:3b:00.0", "8086", "2723", "8086", "0084", "028000", "iwlwifi", "", 1});
-  put_profile(t.h, "win11", kProfile);
+  put_profile(t.h, "win11", test::kLaptopProfile);
   auto v = run(t, {"plan", "win11"});
   EXPECT_EQ(v.rc, 1);
   EXPECT_NE(v.out.find("prepare would REFUSE"), std::string::npos) << v.out;
   EXPECT_NE(v.out.find("0000:3b:00.0 Network controller [0280] 8086:2723"), std::string::npos) << v.out;
-  std::string with_also = kProfile;
+  std::string with_also = test::kLaptopProfile;
   with_also.insert(with_also.find("[host]"), "also = [\"0000:3b:00.0\"]\n");
   put_profile(t.h, "win11", with_also);
   v = run(t, {"plan", "win11"});
@@ -80,7 +72,7 @@ TEST(PlanVerb, SaysWhyAPrepareWouldRefuse) {
 TEST(StatusAndRestore, ShowWhatAVmHoldsAndRestoreItByHand) {
   Harness t;
   build_reference_laptop(t.h);
-  put_profile(t.h, "win11", kProfile);
+  put_profile(t.h, "win11", test::kLaptopProfile);
   auto before = t.h.state();
   auto s = run(t, {"status"});
   EXPECT_EQ(s.rc, 0);
@@ -110,7 +102,7 @@ TEST(Domain, ManagedNoHostdevsAreBoundByUsAndManagedYesAreLeftToLibvirt) {
   Harness t;
   build_reference_laptop(t.h);
   t.h.kernel.add_pci({"0000:00:14.0", "8086", "a36d", "1558", "8550", "0c0330", "xhci_hcd", "xhci_hcd", 4});
-  put_profile(t.h, "win11", kProfile);
+  put_profile(t.h, "win11", test::kLaptopProfile);
   const std::string xml = R"(<domain type='kvm'><name>win11</name><devices>
     <hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></source></hostdev>
     <hostdev mode='subsystem' type='pci' managed='no'><source><address domain='0x0000' bus='0x00' slot='0x14' function='0x0'/></source></hostdev>
