@@ -129,8 +129,10 @@ recorded_events() {
 
 sbx_diagnostics() {
   echo "---- diagnostics ----" >&2
-  echo "hook events recorded:" >&2
-  sed 's/^/  /' "$SBX/events" >&2 2>/dev/null || true
+  if [ -f "$SBX/events" ]; then
+    echo "hook events recorded:" >&2
+    sed 's/^/  /' "$SBX/events" >&2
+  fi
   if [ -f "$LIBVIRTD_LOG" ]; then
     echo "libvirtd log, hook lines:" >&2
     grep -E 'hooks/qemu|Result|error' "$LIBVIRTD_LOG" | tail -n 40 | cut -c1-400 | sed 's/^/  /' >&2 || true
