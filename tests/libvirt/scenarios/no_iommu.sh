@@ -47,12 +47,11 @@ expect_eq "$(host_pci_state)" "$pci_before" "PCI drivers and overrides after the
 ok "domain shut off, no driver changed, no journal"
 
 [ -f "$GPUHOOK_LOG" ] || fail "no $GPUHOOK_LOG"
-log=$(cat "$GPUHOOK_LOG")
-expect_contains "$log" "[$vm prepare" "log line tag"
+log=$(grep -F "[$vm prepare " "$GPUHOOK_LOG") || fail "no line of the prepare event in $GPUHOOK_LOG: $(cat "$GPUHOOK_LOG")"
 expect_contains "$log" "event prepare begin - (vm $vm)" "the event line in the log"
+expect_contains "$log" "error [$vm prepare" "the refusal logged as an error"
 expect_contains "$log" "refused: the IOMMU is off: $addr has no IOMMU group" "the refusal in the log"
 expect_contains "$log" "hint: enable VT-d/AMD-Vi" "the hint in the log"
-expect_contains "$log" "event prepare FAILED" "the summary line in the log"
 ok "the log has the event, the refusal and the hint"
 
 results=$(hook_results $vm)
