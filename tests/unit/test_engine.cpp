@@ -57,6 +57,7 @@ TEST(Engine, ReleaseTwiceAndReleaseWithoutJournalAreHarmless) {
   auto before = t.h.state();
   EXPECT_EQ(t.event("win11", "release"), 0);
   EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_FALSE(t.h.fs.exists("/run/gpuhook")) << "a release with nothing to restore creates no file";
   ASSERT_EQ(t.event("win11", "prepare"), 0);
   EXPECT_EQ(t.event("win11", "release"), 0);
   EXPECT_EQ(t.event("win11", "release"), 0);
@@ -153,6 +154,7 @@ TEST(Engine, NvidiaHoldersAreRefusedBeforeAnyChange) {
   EXPECT_NE(err.find("steam (3000) holds /dev/nvidia0"), std::string::npos) << err;
   EXPECT_NE(err.find("nothing on the host was changed"), std::string::npos) << err;
   EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_TRUE(t.log.contains("event prepare refused, nothing changed")) << t.log.text();
 }
 
 TEST(Engine, ReconnectNeverFailsAndReportsDifferences) {
