@@ -1,29 +1,50 @@
 #!/bin/sh
 # gpuhook installer: dependencies, build, install, hook placement, libvirtd reload.
 #
-#   sudo ./install/install.sh [--prefix DIR] [--no-deps] [--hooks-dir DIR] [--no-reload] [--demo]
-#   sudo ./install/install.sh --uninstall      removes exactly what an install added
+#   sudo ./install/install.sh [options]          install (or update) gpuhook
+#   sudo ./install/install.sh --uninstall        remove exactly what the installs added
+#
+# options:
+#   --prefix DIR        install under DIR (default /usr/local): DIR/bin/gpuhook
+#   --hooks-dir DIR     libvirt's hooks directory (default /etc/libvirt/hooks)
+#   --manifest-dir DIR  where the install manifest is kept (default /var/lib/gpuhook)
+#   --no-deps           do not install the build dependencies with apt-get
+#   --no-reload         do not reload libvirtd afterwards
+#   --demo              afterwards, run the whole cycle in QEMU with an emulated IOMMU
+#   --uninstall         remove what the manifest records (give the same --*-dir options)
+#   -h, --help          this text
 #
 # The hook goes to <hooks-dir>/qemu as a link to the installed gpuhook when there is no qemu hook
 # yet (or it is already ours); otherwise to <hooks-dir>/qemu.d/gpuhook, never replacing someone
-# else's hook. What was added is recorded in /var/lib/gpuhook/install-manifest for --uninstall.
+# else's hook. Every file, directory and link an install adds is recorded in the manifest;
+# --uninstall removes those (directories only when empty, links only while they are gpuhook's),
+# so profiles in /etc/gpuhook/vms and logs are kept.
 set -eu
 
 PREFIX=/usr/local
 HOOKS=/etc/libvirt/hooks
 DEPS=1 RELOAD=1 DEMO=0 UNINSTALL=0
 MANIFEST_DIR=/var/lib/gpuhook
+usage_error() { printf 'install.sh: %s\nTry: install.sh --help\n' "$*" >&2; exit 2; }
+# dir_arg OPTION VALUE: the value of a directory option, which must be given and absolute.
+dir_arg() {
+  [ -n "$2" ] || usage_error "$1 needs a directory"
+  case "$2" in /*) ;; *) usage_error "$1 must be an absolute path, not '$2'" ;; esac
+  printf '%s' "$2"
+}
 while [ $# -gt 0 ]; do
   case "$1" in
-    --prefix) PREFIX=$2; shift ;;
-    --hooks-dir) HOOKS=$2; shift ;;
-    --manifest-dir) MANIFEST_DIR=$2; shift ;;
+    --prefix|--hooks-dir|--manifest-dir)
+      [ $# -ge 2 ] || usage_error "$1 needs a directory"
+      v=$(dir_arg "$1" "$2") || exit 2
+      case "$1" in --prefix) PREFIX=$v ;; --hooks-dir) HOOKS=$v ;; *) MANIFEST_DIR=$v ;; esac
+      shift ;;
     --no-deps) DEPS=0 ;;
     --no-reload) RELOAD=0 ;;
     --demo) DEMO=1 ;;
     --uninstall) UNINSTALL=1 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-    *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
+    -h|--help) sed -n '2,/^set -eu$/{/^#/{s/^# \{0,1\}//;p}}' "$0"; exit 0 ;;
+    *) usage_error "unknown option $1" ;;
   esac
   shift
 done
@@ -55,18 +76,36 @@ reload_libvirt() {
 
 if [ "$UNINSTALL" = 1 ]; then
   [ -f "$MANIFEST" ] || die "no install manifest at $MANIFEST: nothing recorded to remove"
-  # Newest first; a link is removed only while it still points at our binary.
+  # The binary the hook links point at ("bin" line); a link is removed only while it still does.
+  ourbin=$(sed -n 's/^bin //p' "$MANIFEST" | tail -n 1)
+  [ -n "$ourbin" ] || ourbin=$BIN
+  # Newest first: links, then files, then directories (deepest first; only when empty).
   tac "$MANIFEST" | while read -r kind path; do
     case "$kind" in
-      link) if [ -L "$path" ]; then rm -f "$path" && say "removed $path"; fi ;;
-      file) rm -f "$path" && say "removed $path" ;;
-      dir)  rmdir "$path" 2>/dev/null && say "removed empty $path" || true ;;
+      link)
+        if [ -L "$path" ] && [ "$(readlink "$path")" = "$ourbin" ]; then rm -f "$path" && say "removed $path"
+        elif [ -e "$path" ] || [ -L "$path" ]; then say "kept $path: it is no longer gpuhook's link"; fi ;;
+      file) if [ -f "$path" ] && [ ! -L "$path" ]; then rm -f "$path" && say "removed $path"; fi ;;
+      dir)
+        case "$MANIFEST_DIR/" in "$path"/*) continue ;; esac  # holds the manifest: last
+        rmdir "$path" 2>/dev/null && say "removed empty $path" || true ;;
     esac
   done
-  rm -f "$MANIFEST"; rmdir "$MANIFEST_DIR" 2>/dev/null || true
+  # The manifest, then its directory and the parents the install created for it, deepest first.
+  manifest_dirs=$(sed -n 's/^dir //p' "$MANIFEST" | tac | while read -r d; do
+    case "$MANIFEST_DIR/" in "$d"/*) echo "$d" ;; esac; done)
+  rm -f "$MANIFEST"
+  [ -z "$manifest_dirs" ] || printf '%s\n' "$manifest_dirs" | while read -r d; do rmdir "$d" 2>/dev/null || true; done
   reload_libvirt
   say "uninstalled (profiles in /etc/gpuhook and logs in /var/log/gpuhook are kept)"
   exit 0
+fi
+
+# Nothing is changed when the hook cannot be placed: someone else's qemu.d/gpuhook is in the way.
+ours() { [ -L "$1" ] && [ "$(readlink -f "$1")" = "$(readlink -f "$BIN")" ]; }
+if [ -e "$HOOKS/qemu" ] && ! ours "$HOOKS/qemu" && ! ours "$HOOKS/qemu.d/gpuhook" &&
+  { [ -e "$HOOKS/qemu.d/gpuhook" ] || [ -L "$HOOKS/qemu.d/gpuhook" ]; }; then
+  die "$HOOKS/qemu.d/gpuhook exists and is not gpuhook's; move it away first (nothing was changed)"
 fi
 
 # 1. Build dependencies.
@@ -92,36 +131,59 @@ say "building"
 cmake -S "$SRC" -B "$SRC/build-release" -DCMAKE_BUILD_TYPE=Release -DGPUHOOK_TESTS=OFF >/dev/null
 cmake --build "$SRC/build-release" -j"$(nproc)" >/dev/null
 
-# 3. Install the program and the example profiles.
-mkdir -p "$MANIFEST_DIR"; chmod 0755 "$MANIFEST_DIR"
-: > "$MANIFEST.new"
-record() { grep -qxF "$1 $2" "$MANIFEST" 2>/dev/null || echo "$1 $2" >> "$MANIFEST.new"; }
-[ -f "$MANIFEST" ] && cat "$MANIFEST" > "$MANIFEST.new.keep" || : > "$MANIFEST.new.keep"
-[ -e "$BIN" ] || record file "$BIN"
+# 3. Install the program and the example profiles; record what is new, as it is added (an
+# install that stops half-way still leaves a manifest that --uninstall can use).
+record() { grep -qxF "$1 $2" "$MANIFEST" 2>/dev/null || echo "$1 $2" >> "$MANIFEST"; }
+# make_dir DIR: creates DIR and its missing parents, recording each one it creates.
+make_dir() {
+  [ -d "$1" ] && return 0
+  make_dir "$(dirname "$1")"
+  mkdir "$1" && record dir "$1"
+}
+# The manifest's directory first (and its missing parents): it records itself.
+new_dirs="" d=$MANIFEST_DIR
+while [ ! -d "$d" ]; do new_dirs="$d${new_dirs:+
+$new_dirs}"; d=$(dirname "$d"); done
+mkdir -p "$MANIFEST_DIR"
+[ -z "$new_dirs" ] || { chmod 0755 "$MANIFEST_DIR"; printf '%s\n' "$new_dirs" | while read -r d; do record dir "$d"; done; }
+record bin "$BIN"
+# What `cmake --install` will add: install into a staging directory first, then record each path
+# not yet under the prefix, parents before children.
+STAGE=$(mktemp -d)
+trap 'rm -rf "$STAGE"' EXIT
+cmake --install "$SRC/build-release" --prefix "$STAGE" >/dev/null
+make_dir "$PREFIX"
+(cd "$STAGE" && find . -mindepth 1 | LC_ALL=C sort) | while read -r rel; do
+  rel=${rel#./}
+  if [ -d "$STAGE/$rel" ] && [ ! -L "$STAGE/$rel" ]; then
+    [ -d "$PREFIX/$rel" ] || record dir "$PREFIX/$rel"
+  elif [ ! -e "$PREFIX/$rel" ] && [ ! -L "$PREFIX/$rel" ]; then
+    record file "$PREFIX/$rel"
+  fi
+done
+rm -rf "$STAGE"
 cmake --install "$SRC/build-release" --prefix "$PREFIX" >/dev/null
 say "installed $BIN ($("$BIN" --version))"
 for d in /etc/gpuhook /etc/gpuhook/vms; do
-  if [ ! -d "$d" ]; then mkdir -p "$d"; record dir "$d"; fi
+  make_dir "$d"
   chown root:root "$d"; chmod 0755 "$d"
 done
 
-# 4. Place the hook, never over someone else's.
-[ -d "$HOOKS" ] || { mkdir -p "$HOOKS"; record dir "$HOOKS"; }
-ours() { [ -L "$1" ] && [ "$(readlink -f "$1")" = "$(readlink -f "$BIN")" ]; }
-if [ ! -e "$HOOKS/qemu" ] && [ ! -L "$HOOKS/qemu" ]; then
+# 4. Place the hook, never over someone else's, and only once: libvirtd runs hooks/qemu and then
+# every hooks/qemu.d/* for each event, so two gpuhook links would run every event twice.
+make_dir "$HOOKS"
+if ours "$HOOKS/qemu"; then
+  say "hook: $HOOKS/qemu is already gpuhook"
+elif ours "$HOOKS/qemu.d/gpuhook"; then
+  say "hook: $HOOKS/qemu.d/gpuhook is already gpuhook"
+elif [ ! -e "$HOOKS/qemu" ] && [ ! -L "$HOOKS/qemu" ]; then
   ln -s "$BIN" "$HOOKS/qemu"; record link "$HOOKS/qemu"
   say "hook: $HOOKS/qemu -> $BIN"
-elif ours "$HOOKS/qemu"; then
-  say "hook: $HOOKS/qemu is already gpuhook"
 else
-  [ -d "$HOOKS/qemu.d" ] || { mkdir -p "$HOOKS/qemu.d"; record dir "$HOOKS/qemu.d"; }
-  if ! ours "$HOOKS/qemu.d/gpuhook"; then
-    [ -e "$HOOKS/qemu.d/gpuhook" ] && die "$HOOKS/qemu.d/gpuhook exists and is not ours; move it away first"
-    ln -s "$BIN" "$HOOKS/qemu.d/gpuhook"; record link "$HOOKS/qemu.d/gpuhook"
-  fi
+  make_dir "$HOOKS/qemu.d"
+  ln -s "$BIN" "$HOOKS/qemu.d/gpuhook"; record link "$HOOKS/qemu.d/gpuhook"
   say "hook: $HOOKS/qemu is another program's; gpuhook runs after it from $HOOKS/qemu.d/gpuhook"
 fi
-cat "$MANIFEST.new.keep" "$MANIFEST.new" > "$MANIFEST"; rm -f "$MANIFEST.new" "$MANIFEST.new.keep"
 
 # 5. libvirtd discovers hooks when it starts (or reloads).
 reload_libvirt

@@ -73,8 +73,9 @@ std::string refusal_text(const std::string& vm, const std::string& op, const Err
   return s;
 }
 
+// Returns the exit code; `summary` says how it ended, for the event's last log line.
 int run_phase(AppContext& app, const GlobalConfig& g, Log& log, const Invocation& inv, const Profile& profile,
-              std::string_view xml, std::string& err, const std::string& log_path) {
+              std::string_view xml, std::string& err, const std::string& log_path, std::string& summary) {
   const std::string& vm = inv.vm;
   Deadline deadline(app.host.clock, profile.timeouts.event_ms);
   const std::string phase = inv.op;
@@ -95,8 +96,10 @@ int run_phase(AppContext& app, const GlobalConfig& g, Log& log, const Invocation
     if (phase != "prepare") {
       // The host changed under a running VM; start/started still run what they can.
       log.warn("the host no longer matches the profile; " + phase + " steps skipped");
+      summary = "skipped, the host no longer matches the profile";
       return 0;
     }
+    summary = "refused, nothing changed";
     err = refusal_text(vm, phase, plan.refusals.front(), false, true, log_path);
     if (plan.refusals.size() > 1)
       err.insert(err.find('\n') + 1, "gpuhook: and " + std::to_string(plan.refusals.size() - 1) +
@@ -105,13 +108,14 @@ int run_phase(AppContext& app, const GlobalConfig& g, Log& log, const Invocation
   }
   StepList& steps = phase_steps(plan, phase);
   if (steps.empty()) {
-    log.info("nothing to do for " + phase);
+    summary = "nothing to do";
     return 0;
   }
   std::vector<std::string> lock_devices = phase == "prepare" ? plan.devices : std::vector<std::string>{};
   Locks locks;
   if (auto s = take_locks(app, g, vm, lock_devices, deadline, locks); !s) {
     log.error(s.error().message());
+    summary = "refused, nothing changed";
     err = refusal_text(vm, phase, s.error(), false, true, log_path);
     return 1;
   }
@@ -125,7 +129,13 @@ int run_phase(AppContext& app, const GlobalConfig& g, Log& log, const Invocation
              return s;
            }());
   RunOutcome out = engine.apply(steps, phase);
-  if (out.ok) return 0;
+  if (out.ok) {
+    summary = "ok, " + std::to_string(out.applied) + " step(s)";
+    return 0;
+  }
+  summary = !out.touched ? "refused, nothing changed"
+            : out.rolled_back ? "FAILED, rolled back"
+                              : "FAILED, rollback INCOMPLETE (journal kept)";
   err = refusal_text(vm, phase, out.error, out.touched, out.rolled_back, log_path);
   return 1;
 }
@@ -134,6 +144,10 @@ int run_release(AppContext& app, const GlobalConfig& g, Log& log, const std::str
   Deadline deadline(app.host.clock, event_ms);
   JournalStore store(app.host.fs, g.state_dir);
   auto j = store.load(vm);
+  if (j && j->entries.empty() && j->problems.empty() && !store.exists(vm)) {
+    log.info("nothing to restore: no journal");
+    return 0;  // the usual release after a refused prepare: touch nothing, create nothing
+  }
   std::vector<std::string> devices = j ? journal_devices(*j) : std::vector<std::string>{};
   Locks locks;
   if (auto s = take_locks(app, g, vm, devices, deadline, locks); !s) {
@@ -195,11 +209,10 @@ int run_hook_event(AppContext& app, const Invocation& inv, std::string_view xml,
       if (perrs.lines.size() > 8) err += "  ... " + std::to_string(perrs.lines.size() - 8) + " more in the log\n";
       err += "gpuhook: nothing on the host was changed. Log: " + log_path + "\n";
       rc = 1;
-      summary = "refused: invalid profile";
+      summary = "refused, invalid profile, nothing changed";
     } else {
       if (app.arm_watchdog) app.arm_watchdog(prof->timeouts.event_ms);
-      rc = run_phase(app, g, *log, inv, *prof, xml, err, log_path);
-      summary = rc == 0 ? "ok" : "FAILED";
+      rc = run_phase(app, g, *log, inv, *prof, xml, err, log_path, summary);
     }
   } else if (op == "release") {
     Millis ev = g.timeouts.event_ms;

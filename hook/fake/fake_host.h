@@ -164,7 +164,7 @@ class FakeKernel {
   bool process_alive(int pid) const { return procs_.count(pid) > 0; }
   std::string mux() const { return mux_; }
   int monitor_input(int bus) const { return monitor_.count(bus) ? monitor_.at(bus) : -1; }
-  void set_monitor_input(int bus, int v) { monitor_[bus] = v; }
+  void set_monitor_input(int bus, int v);
   bool unit_active(const std::string& u) const { return units_.count(u) && units_.at(u); }
 
  private:

@@ -515,6 +515,11 @@ RunResult FakeKernel::ddcutil(const std::vector<std::string>& a) {
   return r;
 }
 
+void FakeKernel::set_monitor_input(int bus, int v) {
+  monitor_[bus] = v;
+  fs_.put_file("/run/fake-monitor/i2c-" + std::to_string(bus), std::to_string(v) + "\n");
+}
+
 bool FakeKernel::command_fault(const std::string& argv, const Deadline& d, RunResult& out) {
   Fault f;
   if (!take_fault(command_faults_, argv, f)) return false;

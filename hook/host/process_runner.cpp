@@ -108,11 +108,9 @@ Result<RunResult> ProcessRunner::run(const std::vector<std::string>& argv, const
 
   RunResult res;
   bool exited = false;
-  int native_status = 0;
-  proc.async_wait([&](const bp::error_code&, int code) {
-    exited = true;
-    native_status = code;
-  });
+  // The handler's code is Boost's "evaluated" one (exit status or signal number, ambiguous);
+  // the wait status itself is proc.native_exit_code() once it completed.
+  proc.async_wait([&](const bp::error_code&, int) { exited = true; });
   asio::steady_timer timer(ctx);
   timer.expires_after(std::chrono::milliseconds(d.remaining()));
   timer.async_wait([&](const bp::error_code& tec) {
@@ -139,6 +137,7 @@ Result<RunResult> ProcessRunner::run(const std::vector<std::string>& argv, const
   res.out = std::move(out.data);
   res.err = std::move(err.data);
   if (!res.timed_out) {
+    int native_status = proc.native_exit_code();
     if (WIFSIGNALED(native_status)) res.signaled = true;
     else res.exit_code = WEXITSTATUS(native_status);
   }

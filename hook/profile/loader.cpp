@@ -521,22 +521,28 @@ Result<Profile> parse_profile(std::string_view text, const std::string& path, co
   return p;
 }
 
-Result<Profile> load_profile(Fs& fs, const std::string& path, const Timeouts& defaults, ConfigErrors* errors) {
-  ConfigErrors local;
-  if (!errors) errors = &local;
+namespace {
+// The text of a file root acts on, after the trust checks; "what" names it in errors.
+Result<std::string> read_trusted(Fs& fs, const std::string& path, const std::string& what, ConfigErrors* errors) {
   std::string trust = file_trust_problem(fs, path);
   if (!trust.empty()) {
     errors->lines.push_back(path + ": refused: " + trust);
     Error e;
-    e.what = "profile " + path + " is not trusted";
+    e.what = what + " " + path + " is not trusted";
     e.why = trust;
     return e;
   }
   auto text = fs.read(path);
-  if (!text) {
-    errors->lines.push_back(path + ": " + text.error().message());
-    return text.error();
-  }
+  if (!text) errors->lines.push_back(path + ": " + text.error().message());
+  return text;
+}
+}  // namespace
+
+Result<Profile> load_profile(Fs& fs, const std::string& path, const Timeouts& defaults, ConfigErrors* errors) {
+  ConfigErrors local;
+  if (!errors) errors = &local;
+  auto text = read_trusted(fs, path, "profile", errors);
+  if (!text) return text.error();
   return parse_profile(*text, path, defaults, errors);
 }
 
@@ -557,23 +563,9 @@ Result<GlobalConfig> parse_global(std::string_view text, const std::string& path
 Result<GlobalConfig> load_global(Fs& fs, const std::string& path, ConfigErrors* errors) {
   ConfigErrors local;
   if (!errors) errors = &local;
-  if (fs.stat(path, false).type == FileType::missing) {
-    GlobalConfig g;
-    return g;
-  }
-  std::string trust = file_trust_problem(fs, path);
-  if (!trust.empty()) {
-    errors->lines.push_back(path + ": refused: " + trust);
-    Error e;
-    e.what = "global config " + path + " is not trusted";
-    e.why = trust;
-    return e;
-  }
-  auto text = fs.read(path);
-  if (!text) {
-    errors->lines.push_back(path + ": " + text.error().message());
-    return text.error();
-  }
+  if (fs.stat(path, false).type == FileType::missing) return GlobalConfig{};
+  auto text = read_trusted(fs, path, "global config", errors);
+  if (!text) return text.error();
   return parse_global(*text, path, errors);
 }
 

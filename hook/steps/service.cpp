@@ -6,12 +6,21 @@
 namespace gpuhook {
 namespace {
 
-std::string unit_state(StepContext& ctx, const std::string& unit) {
+// `systemctl is-active` prints the state on stdout (exit 0 only for "active"); when it cannot
+// tell (no bus, timeout) stdout is empty: "unknown", never taken for "inactive".
+std::string unit_state(StepContext& ctx, const std::string& unit, std::string* why = nullptr) {
   Deadline d = ctx.deadline.sub(ctx.timeouts.command_ms);
   auto r = ctx.host.runner.run({"systemctl", "is-active", unit}, d);
-  if (!r) return "unknown";
+  if (!r) {
+    if (why) *why = r.error().message();
+    return "unknown";
+  }
   std::string s = trim(r->out);
-  return s.empty() ? "unknown" : s;
+  if (s.empty() || r->timed_out || r->signaled) {
+    if (why) *why = "systemctl is-active " + unit + ": " + r->summary();
+    return "unknown";
+  }
+  return s.substr(0, s.find('\n'));
 }
 
 bool is_running(const std::string& state) {
@@ -25,7 +34,15 @@ class ServiceStop : public Step {
   std::string kind() const override { return "service.stop"; }
   std::string describe() const override { return "stop " + unit_; }
   Result<Record> record(StepContext& ctx) override {
-    std::string st = unit_state(ctx, unit_);
+    std::string why;
+    std::string st = unit_state(ctx, unit_, &why);
+    if (st == "unknown") {
+      Error e;
+      e.what = "cannot tell whether " + unit_ + " is running";
+      e.why = why;
+      e.hint = "check `systemctl status " + unit_ + "`; gpuhook stops only what it can start again";
+      return e;
+    }
     return Record{{"unit", unit_}, {"was_active", is_running(st) ? "1" : "0"}, {"state", st}};
   }
   Status apply(StepContext& ctx, const Record& rec) override {

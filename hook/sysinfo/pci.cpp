@@ -109,8 +109,10 @@ std::optional<PciDevice> PciSysfs::device(const std::string& addr) {
   return d;
 }
 
-std::vector<std::string> PciSysfs::addresses() {
-  auto r = fs_.list(kPciDevices);
+namespace {
+// The PCI addresses named by the entries of a directory, normalised and sorted.
+std::vector<std::string> addresses_in(Fs& fs, const std::string& dir) {
+  auto r = fs.list(dir);
   if (!r) return {};
   std::vector<std::string> v;
   for (auto& n : *r)
@@ -118,6 +120,9 @@ std::vector<std::string> PciSysfs::addresses() {
   std::sort(v.begin(), v.end());
   return v;
 }
+}  // namespace
+
+std::vector<std::string> PciSysfs::addresses() { return addresses_in(fs_, kPciDevices); }
 
 std::vector<int> PciSysfs::groups() {
   auto r = fs_.list(kIommuGroups);
@@ -130,13 +135,7 @@ std::vector<int> PciSysfs::groups() {
 }
 
 std::vector<std::string> PciSysfs::group_members(int group) {
-  auto r = fs_.list(std::string(kIommuGroups) + "/" + std::to_string(group) + "/devices");
-  if (!r) return {};
-  std::vector<std::string> v;
-  for (auto& n : *r)
-    if (auto a = PciAddress::parse(n)) v.push_back(a->str());
-  std::sort(v.begin(), v.end());
-  return v;
+  return addresses_in(fs_, std::string(kIommuGroups) + "/" + std::to_string(group) + "/devices");
 }
 
 std::string describe_device(const PciDevice& d) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "app/hook_event.h"
+#include "harness.h"
 #include "engine/engine.h"
 #include "engine/planner.h"
 #include "fake/fake_host.h"
@@ -11,51 +12,15 @@
 namespace gpuhook {
 namespace {
 
-const char* kLaptopProfile = R"(
-[gpu]
-address = "0000:01:00.0"
-[host]
-stop_services = ["nvidia-persistenced.service"]
-unload_modules = ["nvidia_drm", "nvidia_modeset", "nvidia_uvm", "nvidia"]
-)";
+using test::KilledForTest;
 
-struct KilledForTest {};
-
-struct Harness {
-  FakeHost h;
-  MemoryLog log;
+struct Harness : test::Harness {
   Harness() { build_reference_laptop(h); }
-  AppContext app(FaultHook f = {}) {
-    AppContext a{h.host(), "/", {}, std::move(f), {}};
-    a.open_log = [this](const GlobalConfig&, const std::string&, std::string*) {
-      struct Fwd : Log {
-        MemoryLog& m;
-        explicit Fwd(MemoryLog& l) : m(l) {}
-        void write(Level l, std::string_view s) override { m.write(l, s); }
-      };
-      return std::unique_ptr<Log>(new Fwd(log));
-    };
-    return a;
-  }
-  int event(const std::string& vm, const std::string& op, std::string* err_out = nullptr, FaultHook f = {},
-            const std::string& xml = "") {
-    AppContext a = app(std::move(f));
-    Invocation inv;
-    inv.kind = Invocation::Kind::hook;
-    inv.vm = vm;
-    inv.op = op;
-    inv.sub = op == "release" || op == "stopped" ? "end" : "begin";
-    inv.extra = "-";
-    std::string err;
-    int rc = run_hook_event(a, inv, xml, err);
-    if (err_out) *err_out = err;
-    return rc;
-  }
 };
 
 TEST(Engine, PrepareBindsTheWholeGroupAndReleaseRestoresEverything) {
   Harness t;
-  put_profile(t.h, "win11", kLaptopProfile);
+  put_profile(t.h, "win11", test::kLaptopProfile);
   auto before = t.h.state();
   std::string err;
   ASSERT_EQ(t.event("win11", "prepare", &err), 0) << err << t.log.text();
@@ -75,7 +40,7 @@ TEST(Engine, PrepareBindsTheWholeGroupAndReleaseRestoresEverything) {
 
 TEST(Engine, DriverOverrideIsClearedWithANewlineNotAnEmptyWrite) {
   Harness t;
-  put_profile(t.h, "win11", kLaptopProfile);
+  put_profile(t.h, "win11", test::kLaptopProfile);
   ASSERT_EQ(t.event("win11", "prepare"), 0) << t.log.text();
   ASSERT_EQ(t.event("win11", "release"), 0);
   EXPECT_EQ(*t.h.fs.read("/sys/bus/pci/devices/0000:01:00.0/driver_override"), "(null)\n");
@@ -88,10 +53,11 @@ TEST(Engine, DriverOverrideIsClearedWithANewlineNotAnEmptyWrite) {
 
 TEST(Engine, ReleaseTwiceAndReleaseWithoutJournalAreHarmless) {
   Harness t;
-  put_profile(t.h, "win11", kLaptopProfile);
+  put_profile(t.h, "win11", test::kLaptopProfile);
   auto before = t.h.state();
   EXPECT_EQ(t.event("win11", "release"), 0);
   EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_FALSE(t.h.fs.exists("/run/gpuhook")) << "a release with nothing to restore creates no file";
   ASSERT_EQ(t.event("win11", "prepare"), 0);
   EXPECT_EQ(t.event("win11", "release"), 0);
   EXPECT_EQ(t.event("win11", "release"), 0);
@@ -101,13 +67,13 @@ TEST(Engine, ReleaseTwiceAndReleaseWithoutJournalAreHarmless) {
 // For every write the prepare makes, a failure injected at that write rolls the host back.
 TEST(Engine, AFailureAtAnyWriteOfPrepareLeavesTheHostAsBefore) {
   Harness probe;
-  put_profile(probe.h, "win11", kLaptopProfile);
+  put_profile(probe.h, "win11", test::kLaptopProfile);
   ASSERT_EQ(probe.event("win11", "prepare"), 0);
   std::vector<std::string> writes = probe.h.fs.writes;
   ASSERT_GT(writes.size(), 10u);
   for (size_t i = 0; i < writes.size(); ++i) {
     Harness t;
-    put_profile(t.h, "win11", kLaptopProfile);
+    put_profile(t.h, "win11", test::kLaptopProfile);
     auto before = t.h.state();
     std::string path = writes[i].substr(0, writes[i].find(" <- "));
     // Fail the n-th write to that path (the same path may be written more than once).
@@ -129,7 +95,7 @@ TEST(Engine, AKillAtAnyStepThenReleaseRestoresTheHost) {
   for (const char* point : {"before-apply", "after-apply"}) {
     for (int n = 1; n < 30; ++n) {
       Harness t;
-      put_profile(t.h, "win11", kLaptopProfile);
+      put_profile(t.h, "win11", test::kLaptopProfile);
       auto before = t.h.state();
       bool killed = false;
       FaultHook kill = [&](std::string_view p, int seq, const std::string&) {
@@ -143,7 +109,6 @@ TEST(Engine, AKillAtAnyStepThenReleaseRestoresTheHost) {
       } catch (const KilledForTest&) {
       }
       if (!killed) break;  // past the last step
-      t.h.locker.held.clear();  // the kernel drops a dead process's flocks
       EXPECT_TRUE(t.h.fs.exists("/run/gpuhook/win11.journal"));
       EXPECT_EQ(t.event("win11", "release"), 0);
       EXPECT_EQ(diff_states(before, t.h.state()), "") << point << " step " << n << "\n" << t.log.text();
@@ -153,8 +118,8 @@ TEST(Engine, AKillAtAnyStepThenReleaseRestoresTheHost) {
 
 TEST(Engine, ASecondVmIsRefusedNamingTheFirst) {
   Harness t;
-  put_profile(t.h, "win11", kLaptopProfile);
-  put_profile(t.h, "linux", kLaptopProfile);
+  put_profile(t.h, "win11", test::kLaptopProfile);
+  put_profile(t.h, "linux", test::kLaptopProfile);
   ASSERT_EQ(t.event("win11", "prepare"), 0);
   auto during = t.h.state();
   std::string err;
@@ -167,7 +132,7 @@ TEST(Engine, ASecondVmIsRefusedNamingTheFirst) {
 
 TEST(Engine, AHangingUnbindEndsInACleanFailureWithinTheDeadline) {
   Harness t;
-  put_profile(t.h, "win11", std::string(kLaptopProfile) + "[timeouts]\nevent = 20\nunbind = 3\n");
+  put_profile(t.h, "win11", std::string(test::kLaptopProfile) + "[timeouts]\nevent = 20\nunbind = 3\n");
   auto before = t.h.state();
   t.h.kernel.fault_write("/sys/bus/pci/drivers/xhci_hcd/unbind", FakeKernel::Fault::hang);
   Millis t0 = t.h.clock.now_ms();
@@ -189,11 +154,12 @@ TEST(Engine, NvidiaHoldersAreRefusedBeforeAnyChange) {
   EXPECT_NE(err.find("steam (3000) holds /dev/nvidia0"), std::string::npos) << err;
   EXPECT_NE(err.find("nothing on the host was changed"), std::string::npos) << err;
   EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_TRUE(t.log.contains("event prepare refused, nothing changed")) << t.log.text();
 }
 
 TEST(Engine, ReconnectNeverFailsAndReportsDifferences) {
   Harness t;
-  put_profile(t.h, "win11", kLaptopProfile);
+  put_profile(t.h, "win11", test::kLaptopProfile);
   ASSERT_EQ(t.event("win11", "prepare"), 0);
   EXPECT_EQ(t.event("win11", "reconnect"), 0);
   EXPECT_FALSE(t.log.contains("differ"));
@@ -205,7 +171,7 @@ TEST(Engine, ReconnectNeverFailsAndReportsDifferences) {
 
 TEST(Engine, ReleaseUsesTheJournalNotTheEditedProfile) {
   Harness t;
-  put_profile(t.h, "win11", kLaptopProfile);
+  put_profile(t.h, "win11", test::kLaptopProfile);
   auto before = t.h.state();
   ASSERT_EQ(t.event("win11", "prepare"), 0);
   put_profile(t.h, "win11", "[gpu]\naddress = \"0000:00:02.0\"\n");  // edited while the VM ran

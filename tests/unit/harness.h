@@ -1,0 +1,77 @@
+// In-process test harness: a FakeHost, a MemoryLog, and libvirt events run through the real
+// hook path (run_hook_event), exactly as the binary would after its fast path.
+#pragma once
+#include <string>
+
+#include "app/hook_event.h"
+#include "fake/fake_host.h"
+
+namespace gpuhook::test {
+
+struct KilledForTest {};
+
+// The reference laptop's profile: external mode, nvidia-persistenced stopped, NVIDIA unloaded.
+inline const char* kLaptopProfile = R"(
+[gpu]
+address = "0000:01:00.0"
+[host]
+stop_services = ["nvidia-persistenced.service"]
+unload_modules = ["nvidia_drm", "nvidia_modeset", "nvidia_uvm", "nvidia"]
+)";
+
+struct Harness {
+  FakeHost h;
+  MemoryLog log;
+
+  AppContext app(FaultHook f = {}) {
+    AppContext a{h.host(), "/", {}, std::move(f), {}};
+    a.open_log = [this](const GlobalConfig&, const std::string&, std::string*) {
+      struct Fwd : Log {
+        MemoryLog& m;
+        explicit Fwd(MemoryLog& l) : m(l) {}
+        void write(Level l, std::string_view s) override { m.write(l, s); }
+      };
+      return std::unique_ptr<Log>(new Fwd(log));
+    };
+    return a;
+  }
+
+  // Runs one event; returns the exit code. A FaultHook may throw KilledForTest to simulate
+  // SIGKILL: the journal stays as it was, and the dead process's flocks go away.
+  int event(const std::string& vm, const std::string& op, std::string* err_out = nullptr, FaultHook f = {},
+            const std::string& xml = "") {
+    AppContext a = app(std::move(f));
+    Invocation inv;
+    inv.kind = Invocation::Kind::hook;
+    inv.vm = vm;
+    inv.op = op;
+    inv.sub = op == "release" || op == "stopped" ? "end" : "begin";
+    inv.extra = "-";
+    std::string err;
+    int rc = 0;
+    try {
+      rc = run_hook_event(a, inv, xml, err);
+    } catch (const KilledForTest&) {
+      h.locker.held.clear();
+      throw;
+    }
+    if (err_out) *err_out = err;
+    return rc;
+  }
+
+  // prepare, start, started as libvirt sends them; stops at the first refusal.
+  int start_vm(const std::string& vm, std::string* err = nullptr, FaultHook f = {}) {
+    for (const char* op : {"prepare", "start", "started"}) {
+      int rc = event(vm, op, err, f);
+      if (rc != 0) return rc;
+    }
+    return 0;
+  }
+  // What libvirt sends after a VM stops or a start failed.
+  void stop_vm(const std::string& vm) {
+    event(vm, "stopped");
+    event(vm, "release");
+  }
+};
+
+}  // namespace gpuhook::test
