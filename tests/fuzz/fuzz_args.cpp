@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "app/args.h"
+#include "app/fast_path.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace gpuhook;
@@ -40,6 +41,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     default:
       break;
   }
-  if (!argv.empty()) (void)is_hook_name(argv[0]);
+  if (!argv.empty() && fast::is_hook_name(argv[0].c_str()) != is_hook_name(argv[0])) __builtin_trap();
+  // The front (hook/front.cpp) must read a hook invocation exactly as parse_args does.
+  std::vector<char*> cargv;
+  for (auto& s : argv) cargv.push_back(s.data());
+  cargv.push_back(nullptr);
+  fast::HookArgs h;
+  bool front = fast::parse_hook(static_cast<int>(argv.size()), cargv.data(), h);
+  if (front != (inv.kind == Invocation::Kind::hook)) __builtin_trap();
+  if (front && (inv.vm != h.vm || inv.root != h.root)) __builtin_trap();
   return 0;
 }
