@@ -39,9 +39,18 @@ fi
 rc=0
 ctest --output-on-failure -j"$JOBS" --timeout 900 || rc=$?
 
-# 4. The unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer.
+# 4. The unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer (with the fault
+#    matrix, the hostile-input tests on the binary, and the fuzz seed corpora replayed).
 cmake -S "$SRC" -B "$SRC/build-asan" -DCMAKE_BUILD_TYPE=Debug -DGPUHOOK_SANITIZE=ON >/dev/null
-cmake --build "$SRC/build-asan" -j"$JOBS" --target gpuhook_unit gpuhook
+cmake --build "$SRC/build-asan" -j"$JOBS" --target gpuhook_unit gpuhook fuzzers
 (cd "$SRC/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   ctest --output-on-failure -L unit -j"$JOBS") || rc=$?
+
+# 5. Each fuzz target (libFuzzer, clang-14, ASan+UBSan) for GPUHOOK_FUZZ_SECONDS (default 20) on a
+#    copy of its seed corpus (tests/fuzz/corpus/<target>); a crash fails the run and leaves its
+#    input in build-fuzz/tests/fuzz/artifacts/. Longer runs: tests/README-robust.md.
+cmake -S "$SRC" -B "$SRC/build-fuzz" -DCMAKE_CXX_COMPILER=clang++-14 -DGPUHOOK_FUZZ=ON \
+  -DGPUHOOK_FUZZ_SECONDS="${GPUHOOK_FUZZ_SECONDS:-20}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$SRC/build-fuzz" -j"$JOBS" --target fuzzers
+(cd "$SRC/build-fuzz" && ctest --output-on-failure -L fuzz -j"$JOBS") || rc=$?
 exit $rc
