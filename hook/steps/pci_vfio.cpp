@@ -101,7 +101,7 @@ Status undo_pci_vfio(StepContext& ctx, const Record& rec) {
     e.what = "journal record has no valid address";
     return e;
   }
-  for (const char* key : {"driver", "driver_at_plan"})
+  for (const char* key : {"driver", "driver_at_plan", "override"})
     if (auto s = check_journal_name(rec, key, true); !s) return s;
   std::string orig = field(rec, "driver");
   // A module.unload step of the same prepare may have unbound the device before this step
