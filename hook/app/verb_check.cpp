@@ -279,9 +279,9 @@ struct Checker {
     for (const auto& h : d.hostdevs)
       if (h.managed && has(bound, h.address))
         add(warning_finding("hostdev-managed",
-                            "hostdev " + h.address + " is managed='yes', but gpuhook binds it to vfio-pci in prepare and gives "
-                            "it back in release: with managed='yes' libvirt also detaches it at start and re-binds it to its "
-                            "host driver at stop, before gpuhook's release, so two owners change the same device",
+                            "hostdev " + h.address + " is managed='yes': libvirt then also detaches it from its host driver at "
+                            "start and may re-attach it at stop, before gpuhook's release runs, while gpuhook binds it to "
+                            "vfio-pci in prepare and restores it from its journal in release; two owners of one device",
                             "set managed='no' on that <hostdev> (virsh edit " + vm + ")"));
     subsystem_override(*p, d, dd, *gpu);
   }
