@@ -270,6 +270,19 @@ TEST(Check, PlannerRefusalsKeepTheirIds) {
     EXPECT_NE(std::string(f["group-incomplete"].at("message").as_string()).find("0000:02:00.0"), std::string::npos);
   }
   {
+    // An ISA bridge in the group: the planner passes over 06xx devices, check does not when one
+    // is bound to a driver (VFIO would refuse the group), and stays quiet when it is driverless.
+    Check c;
+    c.h.kernel.add_module({"lpc_ich", {}, "lpc_ich", false, true});
+    c.h.kernel.add_pci({"0000:00:1f.0", "8086", "a30d", "1558", "8550", "060100", "lpc_ich", "lpc_ich", 1, false});
+    auto f = c.findings(Domain{});
+    ASSERT_EQ(f.count("group-incomplete"), 1u) << ids(f);
+    EXPECT_NE(std::string(f["group-incomplete"].at("message").as_string()).find("0000:00:1f.0"), std::string::npos);
+    Check quiet;
+    quiet.h.kernel.add_pci({"0000:00:1f.0", "8086", "a30d", "1558", "8550", "060100", "", "", 1, false});
+    EXPECT_EQ(quiet.findings(Domain{}).count("group-incomplete"), 0u);
+  }
+  {
     Check c(std::string(kProfile) + "[display]\nmode = \"mux\"\n[display.mux]\nmethod = \"switcheroo\"\n");
     auto f = c.findings(Domain{});
     EXPECT_EQ(f.count("mux-unavailable"), 1u) << ids(f);
