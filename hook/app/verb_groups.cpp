@@ -47,7 +47,9 @@ int verb_groups(AppContext& app, const Invocation& inv, std::ostream& out, std::
         out << "  " << a << " (attributes unreadable)\n";
         continue;
       }
-      out << "  " << a << " " << d->class_name() << " [" << d->class4() << "]: " << d->vendor << ":" << d->device;
+      std::string name = d->class_name();
+      if (name.rfind("class ", 0) == 0) name = "class";  // no name known: just the code
+      out << "  " << a << " " << name << " [" << d->class4() << "]: " << d->vendor << ":" << d->device;
       if (!d->subsystem_vendor.empty()) out << " subsystem " << d->subsystem_vendor << ":" << d->subsystem_device;
       out << (d->driver.empty() ? " (no driver)" : " (driver " + d->driver + ")") << "\n";
     }
