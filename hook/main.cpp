@@ -106,7 +106,7 @@ int hook_main(const Invocation& inv) {
 
   ::umask(077);
   RealHost real(inv.root);
-  AppContext app{real.host(), inv.root, {}, {}};
+  AppContext app{real.host(), inv.root, {}, {}, {}};
   app.open_log = [&](const GlobalConfig& g, const std::string& tag, std::string* problem) {
     return open_real_log(inv.root, g, tag, problem);
   };
@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
   }
   ::umask(077);
   RealHost real(inv.root);
-  AppContext app{real.host(), inv.root, {}, {}};
+  AppContext app{real.host(), inv.root, {}, {}, {}};
   app.open_log = [&](const GlobalConfig& g, const std::string& tag, std::string* problem) {
     return open_real_log(inv.root, g, tag, problem);
   };

@@ -182,20 +182,6 @@ struct Checker {
       add({id, sev, msg, e.hint});
     }
 
-    // The planner passes over every 06xx device in the group; a host or ISA bridge bound to a
-    // driver (skl_uncore, lpc_ich) still makes VFIO refuse the group when QEMU opens it.
-    bool incomplete = std::any_of(f.begin(), f.end(), [](const Finding& x) { return x.id == "group-incomplete"; });
-    if (gpu && gpu->dev.iommu_group && !incomplete)
-      for (const auto& b : gpu->blockers) {
-        auto d = PciSysfs(fs).device(b);
-        if (!d || !d->is_bridge() || d->driver.empty() || has(p.also, b)) continue;
-        add(error_finding("group-incomplete",
-                          "IOMMU group " + std::to_string(*gpu->dev.iommu_group) + " of " + p.gpu_address + " also holds " +
-                              describe_device(*d) + ": VFIO accepts a group only when its other devices are driverless "
-                              "or on vfio-pci, pci-stub or pcieport, and prepare leaves this one alone",
-                          "list " + b + " in [gpu] also, or unbind it from " + d->driver + " before the VM starts"));
-      }
-
     for (const auto& m : p.unload_modules) {
       ModuleInfo mi = module_info(fs, m);
       if (mi.state == ModuleState::builtin)

@@ -263,15 +263,16 @@ TEST(Check, PlannerRefusalsKeepTheirIds) {
   }
   {
     Check c;
-    c.h.kernel.add_pci({"0000:02:00.0", "10ec", "8168", "1558", "8550", "020000", "", "", 1, false,
+    c.h.kernel.add_module({"r8169", {}, "r8169", false, true});
+    c.h.kernel.add_pci({"0000:02:00.0", "10ec", "8168", "1558", "8550", "020000", "r8169", "r8169", 1, false,
                         "/sys/devices/pci0000:00/0000:00:01.0"});
     auto f = c.findings(Domain{});
     ASSERT_EQ(f.count("group-incomplete"), 1u) << ids(f);
     EXPECT_NE(std::string(f["group-incomplete"].at("message").as_string()).find("0000:02:00.0"), std::string::npos);
   }
   {
-    // An ISA bridge in the group: the planner passes over 06xx devices, check does not when one
-    // is bound to a driver (VFIO would refuse the group), and stays quiet when it is driverless.
+    // An ISA bridge in the group: a blocker when bound to a driver (VFIO would refuse the group),
+    // quiet when it is driverless (VFIO accepts it).
     Check c;
     c.h.kernel.add_module({"lpc_ich", {}, "lpc_ich", false, true});
     c.h.kernel.add_pci({"0000:00:1f.0", "8086", "a30d", "1558", "8550", "060100", "lpc_ich", "lpc_ich", 1, false});
