@@ -2,8 +2,11 @@
 # gpuhook installer: dependencies, build, install, hook placement, libvirtd reload.
 #
 #   sudo ./install/install.sh [--prefix DIR] [--no-deps] [--hooks-dir DIR] [--no-reload] [--demo]
+#                             [--binary PATH]
 #   sudo ./install/install.sh --uninstall      removes exactly what an install added
 #
+# --binary PATH installs an already built gpuhook instead of building one (no dependencies, no
+# build): for machines that cannot build, e.g. the read-only guests of tests/realkernel.
 # The hook goes to <hooks-dir>/qemu as a link to the installed gpuhook when there is no qemu hook
 # yet (or it is already ours); otherwise to <hooks-dir>/qemu.d/gpuhook, never replacing someone
 # else's hook. What was added is recorded in /var/lib/gpuhook/install-manifest for --uninstall.
@@ -11,7 +14,7 @@ set -eu
 
 PREFIX=/usr/local
 HOOKS=/etc/libvirt/hooks
-DEPS=1 RELOAD=1 DEMO=0 UNINSTALL=0
+DEPS=1 RELOAD=1 DEMO=0 UNINSTALL=0 PREBUILT=
 MANIFEST_DIR=/var/lib/gpuhook
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -21,8 +24,9 @@ while [ $# -gt 0 ]; do
     --no-deps) DEPS=0 ;;
     --no-reload) RELOAD=0 ;;
     --demo) DEMO=1 ;;
+    --binary) PREBUILT=$2; shift ;;
     --uninstall) UNINSTALL=1 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -69,6 +73,12 @@ if [ "$UNINSTALL" = 1 ]; then
   exit 0
 fi
 
+if [ -n "$PREBUILT" ]; then
+  [ -f "$PREBUILT" ] && [ -x "$PREBUILT" ] || die "--binary $PREBUILT: not an executable file"
+  "$PREBUILT" --version >/dev/null 2>&1 || die "--binary $PREBUILT: does not run (gpuhook --version failed)"
+  DEPS=0
+fi
+
 # 1. Build dependencies.
 if [ "$DEPS" = 1 ]; then
   if command -v apt-get >/dev/null 2>&1; then
@@ -87,10 +97,12 @@ PKGS
   fi
 fi
 
-# 2. Build (release, no tests, no fault points).
-say "building"
-cmake -S "$SRC" -B "$SRC/build-release" -DCMAKE_BUILD_TYPE=Release -DGPUHOOK_TESTS=OFF >/dev/null
-cmake --build "$SRC/build-release" -j"$(nproc)" >/dev/null
+# 2. Build (release, no tests, no fault points), unless a built binary was given.
+if [ -z "$PREBUILT" ]; then
+  say "building"
+  cmake -S "$SRC" -B "$SRC/build-release" -DCMAKE_BUILD_TYPE=Release -DGPUHOOK_TESTS=OFF >/dev/null
+  cmake --build "$SRC/build-release" -j"$(nproc)" >/dev/null
+fi
 
 # 3. Install the program and the example profiles.
 mkdir -p "$MANIFEST_DIR"; chmod 0755 "$MANIFEST_DIR"
@@ -98,7 +110,15 @@ mkdir -p "$MANIFEST_DIR"; chmod 0755 "$MANIFEST_DIR"
 record() { grep -qxF "$1 $2" "$MANIFEST" 2>/dev/null || echo "$1 $2" >> "$MANIFEST.new"; }
 [ -f "$MANIFEST" ] && cat "$MANIFEST" > "$MANIFEST.new.keep" || : > "$MANIFEST.new.keep"
 [ -e "$BIN" ] || record file "$BIN"
-cmake --install "$SRC/build-release" --prefix "$PREFIX" >/dev/null
+if [ -n "$PREBUILT" ]; then
+  # What `cmake --install` puts in place: the program and the example profiles.
+  install -D -m 0755 "$PREBUILT" "$BIN"
+  if [ -d "$SRC/config" ]; then
+    mkdir -p "$PREFIX/share/gpuhook/config" && cp -R "$SRC/config/." "$PREFIX/share/gpuhook/config/"
+  fi
+else
+  cmake --install "$SRC/build-release" --prefix "$PREFIX" >/dev/null
+fi
 say "installed $BIN ($("$BIN" --version))"
 for d in /etc/gpuhook /etc/gpuhook/vms; do
   if [ ! -d "$d" ]; then mkdir -p "$d"; record dir "$d"; fi

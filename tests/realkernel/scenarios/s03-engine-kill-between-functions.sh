@@ -18,6 +18,8 @@ check "first function on vfio-pci when killed" vfio-pci "$(drv $DGPU)"
 check "second function still on its host driver when killed" snd_hda_intel "$(drv $DGPU_AUDIO)"
 check "journal left by the killed hook" present "$([ -f /run/gpuhook/win.journal ] && echo present || echo absent)"
 sed 's/^/RK         journal| /' /run/gpuhook/win.journal
+# The killed hook's log lines must be in the file (it never ran a destructor or a flush).
+check_has "log: the killed prepare's lines reached the file" "step 4 ok" "$(log_lines "[win prepare")"
 
 gh win release end < /dev/null
 check "release exit status" 0 "$GH_RC"
