@@ -109,8 +109,8 @@ rk_settle_drivers() { wait_for 30 _all_bound && snapshot >/dev/null; }
 # --- state snapshots ------------------------------------------------------------------------
 # Everything gpuhook may change on this guest: each PCI function's driver and driver_override,
 # /dev/vfio, the vtconsoles, framebuffers and DRM/sound devices (with the device each sits on),
-# platform framebuffer drivers, loaded modules, gpuhook's claims. Taken when two reads 0.3 s
-# apart agree (drivers probe asynchronously: HDA codecs, fbdev).
+# platform framebuffer drivers, loaded modules, gpuhook's claims. Taken when three reads 0.3 s
+# apart agree (drivers probe asynchronously: the HDA codec, fbdev), at most after 10 s.
 _snapshot_once() {
   local d l v n
   # Drivers: one stat for all links ("'.../0000:01:00.0/driver' -> '../../../bus/pci/drivers/x'").
@@ -150,12 +150,12 @@ _snapshot_once() {
   l=; for d in /run/gpuhook/claims/*; do [ -e "$d" ] && l="$l ${d##*/}"; done; printf 'claims%s\n' "$l"
 }
 snapshot() {
-  local a b i
+  local a b i same=0
   a=$(_snapshot_once)
-  for i in $(seq 20); do
+  for i in $(seq 30); do
     sleep 0.3
     b=$(_snapshot_once)
-    [ "$a" = "$b" ] && break
+    if [ "$a" = "$b" ]; then same=$((same + 1)); [ $same -ge 2 ] && break; else same=0; fi
     a=$b
   done
   printf '%s\n' "$a"

@@ -35,7 +35,9 @@ while [ $# -gt 0 ]; do
     --gpuhook) GPUHOOK=$2; shift ;;
     --src) SRC=$2; shift ;;
     --logdir) LOGDIR=$2; shift ;;
-    --env) EXTRA_ENV="$EXTRA_ENV
+    --env)
+      case "$2" in [A-Za-z_]*=*) ;; *) echo "rk-vm.sh: --env needs KEY=VALUE, not '$2'" >&2; exit 2 ;; esac
+      EXTRA_ENV="$EXTRA_ENV
 $2"; shift ;;
     --expect-fail) EXPECT_FAIL=$2; shift ;;
     -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
@@ -68,7 +70,7 @@ if [ -z "$K" ]; then
 fi
 [ -n "$K" ] && [ -f "/boot/vmlinuz-$K" ] && [ -d "/lib/modules/$K" ] ||
   unavailable "no kernel image with modules (/boot/vmlinuz-*, /lib/modules/*): apt-get install linux-image-amd64"
-for t in busybox cpio gzip python3 timeout modprobe depmod; do
+for t in busybox cpio gzip python3 timeout modprobe flock sha256sum; do
   command -v $t >/dev/null 2>&1 || { say "FAIL: $t is missing (tests/run.sh installs what the tests need)"; exit 1; }
 done
 [ -x /usr/bin/tini ] || { say "FAIL: /usr/bin/tini is missing (apt-get install tini)"; exit 1; }
@@ -185,7 +187,8 @@ WALL=$(echo "$T0 $T1" | awk '{printf "%.1f", $2-$1}')
 # Libvirt's QEMU capabilities probed in this guest: kept for the next guest (libvirtd skips its
 # ~5 s probe when its cache is valid; libvirtd itself checks validity).
 if [ -d "$RUN/out/libvirt-caps" ] && [ ! -d "$CACHE/libvirt-caps" ]; then
-  cp -r "$RUN/out/libvirt-caps" "$CACHE/libvirt-caps.$$" && mv "$CACHE/libvirt-caps.$$" "$CACHE/libvirt-caps" 2>/dev/null ||
+  # mv -T: when another test got there first, keep its copy (never nest one in the other).
+  cp -r "$RUN/out/libvirt-caps" "$CACHE/libvirt-caps.$$" && mv -T "$CACHE/libvirt-caps.$$" "$CACHE/libvirt-caps" 2>/dev/null ||
     rm -rf "$CACHE/libvirt-caps.$$"
 fi
 
