@@ -82,6 +82,7 @@ std::unique_ptr<Log> open_real_log(const std::string& root, const GlobalConfig& 
 #ifdef GPUHOOK_FAULT_POINTS
 // Test builds only: GPUHOOK_FAULT=<point>:<step kind>[:<n>] kills the hook with SIGKILL at the
 // n-th (default first) time that point is reached for that kind, e.g. "after-apply:pci.vfio:1".
+// (GPUHOOK_FAULT=skip-release, handled in hook_main, makes release restore nothing.)
 FaultHook fault_from_env() {
   const char* f = std::getenv("GPUHOOK_FAULT");
   if (!f || !*f) return {};
@@ -110,6 +111,18 @@ int hook_main(const Invocation& inv) {
   app.open_log = [&](const GlobalConfig& g, const std::string& tag, std::string* problem) {
     return open_real_log(inv.root, g, tag, problem);
   };
+#ifdef GPUHOOK_FAULT_POINTS
+  // Test builds only: GPUHOOK_FAULT=skip-release is a deliberately broken gpuhook whose release
+  // logs its event and restores nothing. tests/realkernel runs its libvirtd scenario with it to
+  // show that the scenario's checks do catch a host left unrestored.
+  if (const char* f = std::getenv("GPUHOOK_FAULT"); f && std::string(f) == "skip-release" && inv.op == "release") {
+    std::string problem;
+    auto log = app.open_log(GlobalConfig{}, "[" + inv.vm + " release " + std::to_string(::getpid()) + "] ", &problem);
+    log->warn("event release " + inv.sub + " " + inv.extra + " (vm " + inv.vm +
+              "): GPUHOOK_FAULT=skip-release, restoring nothing (deliberately broken test build)");
+    return 0;
+  }
+#endif
   app.arm_watchdog = [](Millis budget_ms) {
     ::signal(SIGALRM, on_alarm);
     ::alarm(static_cast<unsigned>(budget_ms / 1000 + 5));
