@@ -25,12 +25,16 @@ bool module_loaded(Fs& fs, const std::string& m) {
 }
 
 // Modules `modprobe <m>` would load that are not loaded now, in load order, without <m>:
-// the "insmod /lib/modules/.../vfio.ko" lines of `modprobe --show-depends <m>`. Empty when
-// modprobe cannot tell (the undo then removes <m> alone, as before).
-std::string modules_loaded_with(StepContext& ctx, const std::string& m) {
-  Deadline d = ctx.deadline.sub(ctx.timeouts.command_ms);
-  auto r = ctx.host.runner.run({"modprobe", "--show-depends", m}, d);
-  if (!r || !r->success()) return "";
+// the "insmod /lib/modules/.../vfio.ko" lines of `modprobe --show-depends <m>`. When modprobe
+// cannot tell, the step refuses before loading anything: release could not undo it exactly.
+Result<std::string> modules_loaded_with(StepContext& ctx, const std::string& m) {
+  auto r = run_checked(ctx, {"modprobe", "--show-depends", m}, ctx.timeouts.command_ms,
+                       "cannot tell which modules loading " + m + " brings along");
+  if (!r) {
+    Error e = r.error();
+    e.hint = "check that `modprobe --show-depends " + m + "` works (kmod installed, /lib/modules/$(uname -r) present)";
+    return e;
+  }
   std::string out, self = module_name(m);
   size_t pos = 0;
   while (pos < r->out.size()) {
@@ -59,10 +63,13 @@ class ModuleLoad : public Step {
   std::string describe() const override { return "load module " + m_; }
   Result<Record> record(StepContext& ctx) override {
     bool was = ctx.host.fs.is_dir(drv_);
-    return Record{{"module", m_},
-                  {"driver_dir", drv_},
-                  {"was_loaded", was ? "1" : "0"},
-                  {"with", was ? "" : modules_loaded_with(ctx, m_)}};
+    std::string with;
+    if (!was) {
+      auto w = modules_loaded_with(ctx, m_);
+      if (!w) return w.error();
+      with = *w;
+    }
+    return Record{{"module", m_}, {"driver_dir", drv_}, {"was_loaded", was ? "1" : "0"}, {"with", with}};
   }
   Status apply(StepContext& ctx, const Record&) override {
     if (ctx.host.fs.is_dir(drv_)) return Status::success();
