@@ -82,6 +82,7 @@ std::unique_ptr<Log> open_real_log(const std::string& root, const GlobalConfig& 
 #ifdef GPUHOOK_FAULT_POINTS
 // Test builds only: GPUHOOK_FAULT=<point>:<step kind>[:<n>] kills the hook with SIGKILL at the
 // n-th (default first) time that point is reached for that kind, e.g. "after-apply:pci.vfio:1".
+// (GPUHOOK_FAULT=skip-release, handled in hook_main, makes release restore nothing.)
 FaultHook fault_from_env() {
   const char* f = std::getenv("GPUHOOK_FAULT");
   if (!f || !*f) return {};
@@ -106,10 +107,22 @@ int hook_main(const Invocation& inv) {
 
   ::umask(077);
   RealHost real(inv.root);
-  AppContext app{real.host(), inv.root, {}, {}};
+  AppContext app{real.host(), inv.root, {}, {}, {}};
   app.open_log = [&](const GlobalConfig& g, const std::string& tag, std::string* problem) {
     return open_real_log(inv.root, g, tag, problem);
   };
+#ifdef GPUHOOK_FAULT_POINTS
+  // Test builds only: GPUHOOK_FAULT=skip-release is a deliberately broken gpuhook whose release
+  // logs its event and restores nothing. tests/realkernel runs its libvirtd scenario with it to
+  // show that the scenario's checks do catch a host left unrestored.
+  if (const char* f = std::getenv("GPUHOOK_FAULT"); f && std::string(f) == "skip-release" && inv.op == "release") {
+    std::string problem;
+    auto log = app.open_log(GlobalConfig{}, "[" + inv.vm + " release " + std::to_string(::getpid()) + "] ", &problem);
+    log->warn("event release " + inv.sub + " " + inv.extra + " (vm " + inv.vm +
+              "): GPUHOOK_FAULT=skip-release, restoring nothing (deliberately broken test build)");
+    return 0;
+  }
+#endif
   app.arm_watchdog = [](Millis budget_ms) {
     ::signal(SIGALRM, on_alarm);
     // The event, then a rollback with a budget of its own (Engine::apply), then a margin.
@@ -153,7 +166,7 @@ int main(int argc, char** argv) {
   }
   ::umask(077);
   RealHost real(inv.root);
-  AppContext app{real.host(), inv.root, {}, {}};
+  AppContext app{real.host(), inv.root, {}, {}, {}};
   app.open_log = [&](const GlobalConfig& g, const std::string& tag, std::string* problem) {
     return open_real_log(inv.root, g, tag, problem);
   };

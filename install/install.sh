@@ -11,6 +11,8 @@
 #   --no-deps           do not install the build dependencies with apt-get
 #   --no-reload         do not reload libvirtd afterwards
 #   --demo              afterwards, run the whole cycle in QEMU with an emulated IOMMU
+#   --binary PATH       install this already built gpuhook: no dependencies, no build (machines
+#                       that cannot build, e.g. the read-only guests of tests/realkernel)
 #   --uninstall         remove what the manifest records (give the same --*-dir options)
 #   -h, --help          this text
 #
@@ -23,7 +25,7 @@ set -eu
 
 PREFIX=/usr/local
 HOOKS=/etc/libvirt/hooks
-DEPS=1 RELOAD=1 DEMO=0 UNINSTALL=0
+DEPS=1 RELOAD=1 DEMO=0 UNINSTALL=0 PREBUILT=
 MANIFEST_DIR=/var/lib/gpuhook
 usage_error() { printf 'install.sh: %s\nTry: install.sh --help\n' "$*" >&2; exit 2; }
 # dir_arg OPTION VALUE: the value of a directory option, which must be given and absolute.
@@ -42,6 +44,9 @@ while [ $# -gt 0 ]; do
     --no-deps) DEPS=0 ;;
     --no-reload) RELOAD=0 ;;
     --demo) DEMO=1 ;;
+    --binary)
+      [ $# -ge 2 ] || usage_error "--binary needs the path of a built gpuhook"
+      PREBUILT=$2; shift ;;
     --uninstall) UNINSTALL=1 ;;
     -h|--help) sed -n '2,/^set -eu$/{/^#/{s/^# \{0,1\}//;p}}' "$0"; exit 0 ;;
     *) usage_error "unknown option $1" ;;
@@ -108,6 +113,12 @@ if [ -e "$HOOKS/qemu" ] && ! ours "$HOOKS/qemu" && ! ours "$HOOKS/qemu.d/gpuhook
   die "$HOOKS/qemu.d/gpuhook exists and is not gpuhook's; move it away first (nothing was changed)"
 fi
 
+if [ -n "$PREBUILT" ]; then
+  [ -f "$PREBUILT" ] && [ -x "$PREBUILT" ] || die "--binary $PREBUILT: not an executable file"
+  "$PREBUILT" --version >/dev/null 2>&1 || die "--binary $PREBUILT: does not run (gpuhook --version failed)"
+  DEPS=0
+fi
+
 # 1. Build dependencies.
 if [ "$DEPS" = 1 ]; then
   if command -v apt-get >/dev/null 2>&1; then
@@ -126,10 +137,25 @@ PKGS
   fi
 fi
 
-# 2. Build (release, no tests, no fault points).
-say "building"
-cmake -S "$SRC" -B "$SRC/build-release" -DCMAKE_BUILD_TYPE=Release -DGPUHOOK_TESTS=OFF >/dev/null
-cmake --build "$SRC/build-release" -j"$(nproc)" >/dev/null
+# 2. Build (release, no tests, no fault points), unless a built binary was given.
+if [ -z "$PREBUILT" ]; then
+  say "building"
+  cmake -S "$SRC" -B "$SRC/build-release" -DCMAKE_BUILD_TYPE=Release -DGPUHOOK_TESTS=OFF >/dev/null
+  cmake --build "$SRC/build-release" -j"$(nproc)" >/dev/null
+fi
+# install_tree DEST: what `cmake --install` puts under DEST: the program and the example profiles.
+install_tree() {
+  if [ -n "$PREBUILT" ]; then
+    install -D -m 0755 "$PREBUILT" "$1/bin/gpuhook"
+    # The front runs everything but the no-profile event through gpuhook-full, built next to it.
+    if [ -x "$(dirname "$PREBUILT")/gpuhook-full" ]; then
+      install -D -m 0755 "$(dirname "$PREBUILT")/gpuhook-full" "$1/libexec/gpuhook/gpuhook-full"
+    fi
+    mkdir -p "$1/share/gpuhook/config" && cp -R "$SRC/config/." "$1/share/gpuhook/config/"
+  else
+    cmake --install "$SRC/build-release" --prefix "$1" >/dev/null
+  fi
+}
 
 # 3. Install the program and the example profiles; record what is new, as it is added (an
 # install that stops half-way still leaves a manifest that --uninstall can use).
@@ -151,7 +177,7 @@ record bin "$BIN"
 # not yet under the prefix, parents before children.
 STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
-cmake --install "$SRC/build-release" --prefix "$STAGE" >/dev/null
+install_tree "$STAGE"
 make_dir "$PREFIX"
 (cd "$STAGE" && find . -mindepth 1 | LC_ALL=C sort) | while read -r rel; do
   rel=${rel#./}
@@ -162,7 +188,7 @@ make_dir "$PREFIX"
   fi
 done
 rm -rf "$STAGE"
-cmake --install "$SRC/build-release" --prefix "$PREFIX" >/dev/null
+install_tree "$PREFIX"
 say "installed $BIN ($("$BIN" --version))"
 for d in /etc/gpuhook /etc/gpuhook/vms; do
   make_dir "$d"

@@ -32,13 +32,23 @@ struct VerbSpec {
 const VerbSpec kVerbs[] = {
     {"doctor", 0, 0, "doctor", "Checks the host for GPU passthrough: IOMMU, vfio modules, every display device, its\n"
                                "IOMMU group and whether it can be passed through cleanly, and the MUX switches this\n"
-                               "machine offers. Each finding comes with a next step. Exit 1 when something blocks."},
-    {"groups", 0, 0, "groups", "Lists every IOMMU group and its devices, sorted numerically."},
+                               "machine offers. Each finding comes with a next step. Exit 1 when something blocks.\n"
+                               "Start here; then `gpuhook groups`, `gpuhook ids ADDRESS`, `gpuhook check VM`.\n"
+                               "--json: {\"iommu\":{...},\"vfio\":[...],\"machine\":{...},\"gpus\":[...],\"mux\":{...},\"findings\":[...]}"},
+    {"groups", 0, 0, "groups", "Lists every IOMMU group and its devices, sorted numerically, with class, ids and driver.\n"
+                               "Exit 1 when there are no groups (the IOMMU is off; `gpuhook doctor` says why).\n"
+                               "--json: {\"groups\":[{\"id\":N,\"devices\":[{\"address\",\"vendor\",\"device\",\"class\",\"driver\",...}]}]}"},
     {"ids", 1, 1, "ids ADDRESS", "Vendor, device and subsystem ids of a PCI device in hex and decimal, and the XML that\n"
                                  "sets the subsystem ids in the domain (qemu:override for QEMU >= 7.0, and the older\n"
-                                 "qemu:commandline form)."},
-    {"check", 1, 1, "check VM", "Checks the profile of VM against this host and against its libvirt domain (read-only\n"
-                                "through libvirt): hostdevs, managed=, sub-vendor override, UEFI, q35. Exit 1 on a problem."},
+                                 "qemu:commandline form). ADDRESS: 0000:01:00.0 or 01:00.0. Exit 1 when the device or its\n"
+                                 "subsystem ids are missing."},
+    {"check", 1, 1, "check VM [--connect URI] [--xml FILE]",
+     "Checks the profile of VM against this host (addresses, IOMMU group, modules, units, display mode)\n"
+     "and against its libvirt domain, read-only: hostdevs, managed=, sub-vendor override, UEFI, q35.\n"
+     "Every finding comes with its fix. Exit 1 when a finding is an error.\n"
+     "  --connect URI  libvirt URI to read the domain from (default: libvirt's, qemu:///system as root)\n"
+     "  --xml FILE     read the domain XML from FILE instead (offline use, bug reports)\n"
+     "--json: {\"vm\":\"...\",\"findings\":[{\"id\",\"severity\",\"message\",\"fix\"}]}"},
     {"plan", 1, 1, "plan VM", "Prints the exact steps a prepare of VM would take on this host, in order, or why it\n"
                               "would refuse. Changes nothing."},
     {"status", 0, 0, "status", "VMs with profiles, the devices each holds (from the journals), the driver of each\n"
@@ -153,6 +163,18 @@ Invocation parse_args(const std::vector<std::string>& argv) {
         inv.error = "--root needs a directory";
         return inv;
       }
+    }
+    else if (inv.verb == "check" && (a == "--connect" || a == "--xml" || a.rfind("--connect=", 0) == 0 ||
+                                     a.rfind("--xml=", 0) == 0)) {
+      std::string name = a.substr(0, a.find('='));
+      std::string value;
+      if (a.find('=') != std::string::npos) value = a.substr(a.find('=') + 1);
+      else if (i + 1 < argv.size()) value = argv[++i];
+      if (value.empty()) {
+        inv.error = name + (name == "--xml" ? " needs a file" : " needs a libvirt URI");
+        return inv;
+      }
+      (name == "--xml" ? inv.xml_file : inv.connect) = value;
     }
     else if (inv.verb != "hook" && a.rfind("--", 0) == 0) {
       inv.error = "unknown option " + a + " for " + inv.verb;

@@ -3,6 +3,7 @@
 //   libvirt:  /etc/libvirt/hooks/qemu <vm> <op> <sub-op> <extra>      (or hooks/qemu.d/<anything>)
 //   by hand:  gpuhook [--root DIR] hook <vm> <op> <sub-op> [<extra>]
 //   CLI:      gpuhook [--root DIR] [--json] doctor|groups|ids ADDR|check VM|plan VM|status|restore VM
+//             check also takes --connect URI and --xml FILE
 #pragma once
 #include <string>
 #include <vector>
@@ -18,6 +19,8 @@ struct Invocation {
   std::vector<std::string> args;  // verb arguments
   // hook: the libvirt arguments
   std::string vm, op, sub, extra;
+  std::string connect;            // check --connect URI: libvirt URI ("" = libvirt's default)
+  std::string xml_file;           // check --xml FILE: the domain XML from a file instead of libvirt
   std::string error;              // usage_error: what is wrong
   bool from_libvirt = false;      // run by libvirtd under its hook name
 };

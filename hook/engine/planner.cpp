@@ -85,10 +85,16 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
   std::vector<std::string> blockers;
   for (const auto& a : pci.group_members(plan.group)) {
     auto d = pci.device(a);
-    if (!d || d->is_bridge()) continue;  // bridges stay on pcieport and are never passed through
+    // PCI-to-PCI bridges stay on pcieport and are never passed through: VFIO accepts any driver
+    // on a device whose header is not a normal one. Host and ISA bridges (0600, 0601) have normal
+    // headers: for the IOMMU they are endpoints like any other.
+    if (!d || d->is_pci_bridge()) continue;
     bool same_slot = PciAddress::parse(a)->same_slot(gaddr);
     bool listed = std::find(p.also.begin(), p.also.end(), a) != p.also.end();
     if (same_slot || listed) devices.push_back(a);
+    else if (d->driver.empty())  // VFIO accepts a driverless device in the group; it stays unassigned
+      plan.notes.push_back(describe_device(*d) + " shares IOMMU group " + std::to_string(plan.group) +
+                           " without a driver: left as it is, not given to the VM");
     else blockers.push_back(describe_device(*d));
   }
   for (const auto& a : p.also) {

@@ -78,10 +78,16 @@ namespace {
 void common_modules(FakeHost& h) {
   auto& k = h.kernel;
   k.add_module({"pcieport", {}, "pcieport", true, false});
+  // Debian 12's graph (modules.dep, vfio's "softdep post: vfio_iommu_type1"). The order makes
+  // `modprobe -r vfio_pci` leave what the real one leaves (vfio, vfio_iommu_type1, vfio_virqfd,
+  // irqbypass): seen on Debian's 6.1 kernel under tests/realkernel.
+  k.add_module({"irqbypass", {}, "", false, false});
   k.add_module({"vfio", {}, "", false, false});
+  k.add_softdep_post("vfio", "vfio_iommu_type1");
   k.add_module({"vfio_iommu_type1", {"vfio"}, "", false, false});
-  k.add_module({"vfio_pci_core", {"vfio", "vfio_iommu_type1"}, "", false, false});
-  k.add_module({"vfio_pci", {"vfio_pci_core"}, "vfio-pci", false, false});
+  k.add_module({"vfio_virqfd", {}, "", false, false});
+  k.add_module({"vfio_pci_core", {"irqbypass", "vfio_virqfd", "vfio"}, "", false, false});
+  k.add_module({"vfio_pci", {"irqbypass", "vfio_virqfd", "vfio", "vfio_pci_core"}, "vfio-pci", false, false});
   k.add_module({"snd_hda_intel", {}, "snd_hda_intel", false, true});
   k.add_module({"xhci_pci", {}, "xhci_hcd", false, true});
 }

@@ -2,8 +2,9 @@
 // and symlinks; FakeKernel gives sysfs writes the kernel's semantics where gpuhook relies on them:
 //   driver_override (a lone "\n" clears it, an empty write does not), driver/unbind,
 //   drivers_probe and driver/bind (override first, else the device's native driver),
-//   /dev/vfio/<group> while a group member is on vfio-pci, modules (modprobe/modprobe -r with
-//   dependencies, refcounts, built-ins), vtconsole bind, platform framebuffer bind/unbind,
+//   /dev/vfio/<group> while a group member is on vfio-pci, modules (modprobe, modprobe -r and
+//   modprobe --show-depends with dependencies, post soft dependencies, refcounts, built-ins; as
+//   kmod 30, modprobe -r removes the dependencies newest first and stops at the first in use), vtconsole bind, platform framebuffer bind/unbind,
 //   vga_switcheroo and acpi_call, processes in /proc with fds on device nodes, and systemd units
 //   (systemctl is-active/stop/start) whose processes hold the GPU.
 // Faults: a write or a command can fail, hang (past any deadline) or be refused; NVIDIA's unbind
@@ -113,7 +114,7 @@ struct FakePci {
 
 struct FakeModule {
   std::string name;                  // "nvidia_drm"
-  std::vector<std::string> deps;     // loaded first, e.g. nvidia_drm -> nvidia_modeset, nvidia
+  std::vector<std::string> deps;     // loaded first, in this order, e.g. nvidia_drm -> nvidia_modeset, nvidia
   std::string driver;                // PCI driver it registers ("nvidia"), "" if none
   bool builtin = false;
   bool loaded = false;
@@ -134,6 +135,8 @@ class FakeKernel {
   void add_pci(const FakePci& d);
   void add_bridge(const std::string& address, int group, const std::string& parent = "/sys/devices/pci0000:00");
   void add_module(const FakeModule& m);  // loaded ones register their driver and bind devices
+  // "softdep <m> post: <post>": modprobe loads <post> right after <m> (vfio -> vfio_iommu_type1).
+  void add_softdep_post(const std::string& m, const std::string& post) { softdep_post_[m].push_back(post); }
   void add_process(const FakeProcess& p);
   void add_unit(const std::string& unit, bool active);
   void add_vtcon(const std::string& vt, const std::string& name, bool bound);
@@ -183,6 +186,7 @@ class FakeKernel {
   FakeClock& clock_;
   std::map<std::string, FakePci> pci_;
   std::map<std::string, FakeModule> modules_;
+  std::map<std::string, std::vector<std::string>> softdep_post_;
   std::map<int, FakeProcess> procs_;
   std::map<std::string, std::vector<FakeProcess>> unit_procs_;  // processes a unit runs when active
   std::map<std::string, bool> units_;

@@ -421,11 +421,35 @@ RunResult FakeKernel::systemctl(const std::vector<std::string>& a) {
 RunResult FakeKernel::modprobe(const std::vector<std::string>& a) {
   RunResult r;
   bool remove = a.size() > 2 && a[1] == "-r";
+  bool show = a.size() > 2 && a[1] == "--show-depends";
   if (a.size() < 2 || (remove && a.size() < 3)) {
     r.exit_code = 1;
     return r;
   }
-  std::string m = normal_module(remove ? a[2] : a[1]);
+  std::string m = normal_module(remove || show ? a[2] : a[1]);
+  if (show) {
+    // What `modprobe m` would insert, in order, loaded or not (kmod prints them all).
+    std::vector<std::string> seen;
+    std::function<bool(const std::string&)> walk = [&](const std::string& n) {
+      auto it = modules_.find(n);
+      if (it == modules_.end()) return false;
+      if (std::find(seen.begin(), seen.end(), n) != seen.end()) return true;
+      seen.push_back(n);
+      for (const auto& d : it->second.deps)
+        if (!walk(d)) return false;
+      if (it->second.builtin) r.out += "builtin " + n + "\n";
+      else r.out += "insmod /lib/modules/6.1.0-fake/kernel/" + n + ".ko \n";
+      if (auto sd = softdep_post_.find(n); sd != softdep_post_.end())
+        for (const auto& s : sd->second) (void)walk(s);
+      return true;
+    };
+    r.exit_code = 0;
+    if (!walk(m)) {
+      r.exit_code = 1;
+      r.err = "modprobe: FATAL: Module " + m + " not found in directory /lib/modules/6.1.0-fake\n";
+    }
+    return r;
+  }
   auto it = modules_.find(m);
   if (it == modules_.end()) {
     r.exit_code = 1;
@@ -457,11 +481,17 @@ RunResult FakeKernel::modprobe(const std::vector<std::string>& a) {
       fs_.erase("/dev/nvidiactl");
     }
     if (m == "vfio") fs_.erase_tree("/dev/vfio");
-    // Like kmod: dependencies that nothing uses any more go too.
-    for (const auto& dep : mod.deps) {
-      auto d = modules_.find(dep);
-      if (d != modules_.end() && d->second.loaded && trim(on_read("/sys/module/" + dep + "/refcnt", "")) == "0")
-        (void)modprobe({"modprobe", "-r", dep});
+    // Like kmod 30: the dependencies go too, newest first, each alone (not its own
+    // dependencies), stopping at the first one still in use: `modprobe -r vfio_pci` removes
+    // vfio_pci_core and stops at vfio, which vfio_iommu_type1 holds.
+    for (auto dep = mod.deps.rbegin(); dep != mod.deps.rend(); ++dep) {
+      auto d = modules_.find(*dep);
+      if (d == modules_.end() || !d->second.loaded) continue;
+      if (trim(on_read("/sys/module/" + *dep + "/refcnt", "")) != "0") break;
+      if (!d->second.driver.empty()) unregister_driver(d->second.driver);
+      d->second.loaded = false;
+      fs_.erase_tree("/sys/module/" + *dep);
+      if (*dep == "vfio") fs_.erase_tree("/dev/vfio");
     }
     r.exit_code = 0;
     return r;
@@ -474,6 +504,10 @@ RunResult FakeKernel::modprobe(const std::vector<std::string>& a) {
     auto rr = modprobe({"modprobe", dep});
     if (!rr.success()) return rr;
   }
+  if (mod.loaded) {  // a dependency's soft dependency may have loaded it
+    r.exit_code = 0;
+    return r;
+  }
   mod.loaded = true;
   fs_.put_file("/sys/module/" + m + "/initstate", "live\n");
   fs_.put_file("/sys/module/" + m + "/refcnt", "0\n");
@@ -483,6 +517,8 @@ RunResult FakeKernel::modprobe(const std::vector<std::string>& a) {
   }
   if (m == "vfio") fs_.put_file("/dev/vfio/vfio", "");
   if (!mod.driver.empty()) register_driver(mod.driver);
+  if (auto sd = softdep_post_.find(m); sd != softdep_post_.end())
+    for (const auto& s : sd->second) (void)modprobe({"modprobe", s});
   r.exit_code = 0;
   return r;
 }

@@ -39,9 +39,12 @@ class SpdLog : public Log {
  public:
   SpdLog(std::shared_ptr<spdlog::logger> l, std::string tag) : l_(std::move(l)), tag_(std::move(tag)) {}
   ~SpdLog() override { l_->flush(); }
+  // Every line goes to the file at once: a hook ended by SIGKILL, libvirtd's timeout or the
+  // watchdog's _exit() runs no destructor, and the lines it buffered would be the ones saying
+  // what it had done. An event writes a few dozen lines: one write(2) each is nothing.
   void write(Level lvl, std::string_view msg) override {
     l_->log(to_spd(lvl), "{}{}", tag_, msg);
-    if (lvl >= Level::warn) l_->flush();
+    l_->flush();
   }
 
  private:

@@ -17,6 +17,11 @@
 namespace gpuhook {
 
 RealFs::RealFs(std::string root) {
+  // An absolute, link-free root: canonical() strips it off resolved paths by prefix.
+  if (root != "/" && !root.empty()) {
+    char buf[PATH_MAX];
+    if (::realpath(root.c_str(), buf)) root = buf;
+  }
   while (root.size() > 1 && root.back() == '/') root.pop_back();
   root_ = (root == "/" || root.empty()) ? "" : root;
 }

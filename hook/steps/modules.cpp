@@ -1,14 +1,59 @@
 // module.load / module.unload: kernel modules through modprobe, state read from /sys/module.
 // A built-in module cannot be unloaded: that is reported by check/plan, and the step is not
 // planned for it.
+//
+// module.load also records the modules `modprobe <m>` will load with it (its dependencies and
+// soft dependencies not loaded yet, from `modprobe --show-depends`), because `modprobe -r <m>`
+// does not remove them all: on Debian 12 (kmod 30, kernel 6.1) `modprobe -r vfio-pci` removes
+// vfio_pci and vfio_pci_core and stops at vfio, which vfio_iommu_type1 (loaded as vfio's soft
+// dependency) holds, leaving vfio, vfio_iommu_type1, vfio_virqfd, irqbypass and /dev/vfio/vfio
+// behind. Undo removes those too, newest first, when nothing uses them.
 #include "steps/steps.h"
 
 namespace gpuhook {
 namespace {
 
+std::string module_name(std::string m) {
+  for (auto& c : m)
+    if (c == '-') c = '_';
+  return m;
+}
+
 bool module_loaded(Fs& fs, const std::string& m) {
   // /sys/module/<m>/initstate exists for loadable modules only ("live" when loaded).
-  return read_attr(fs, "/sys/module/" + m + "/initstate") == "live";
+  return read_attr(fs, "/sys/module/" + module_name(m) + "/initstate") == "live";
+}
+
+// Modules `modprobe <m>` would load that are not loaded now, in load order, without <m>:
+// the "insmod /lib/modules/.../vfio.ko" lines of `modprobe --show-depends <m>`. When modprobe
+// cannot tell, the step refuses before loading anything: release could not undo it exactly.
+Result<std::string> modules_loaded_with(StepContext& ctx, const std::string& m) {
+  auto r = run_checked(ctx, {"modprobe", "--show-depends", m}, ctx.timeouts.command_ms,
+                       "cannot tell which modules loading " + m + " brings along");
+  if (!r) {
+    Error e = r.error();
+    e.hint = "check that `modprobe --show-depends " + m + "` works (kmod installed, /lib/modules/$(uname -r) present)";
+    return e;
+  }
+  std::string out, self = module_name(m);
+  size_t pos = 0;
+  while (pos < r->out.size()) {
+    size_t nl = r->out.find('\n', pos);
+    if (nl == std::string::npos) nl = r->out.size();
+    std::string line = trim(r->out.substr(pos, nl - pos));
+    pos = nl + 1;
+    if (line.rfind("insmod ", 0) != 0) continue;
+    std::string path = trim(line.substr(7));
+    path = path.substr(0, path.find(' '));  // module parameters may follow
+    std::string name = path.substr(path.rfind('/') + 1);
+    name = module_name(name.substr(0, name.find(".ko")));
+    if (name.empty() || name == self || module_loaded(ctx.host.fs, name)) continue;
+    if (name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != std::string::npos)
+      continue;
+    if (("," + out + ",").find("," + name + ",") != std::string::npos) continue;
+    out += (out.empty() ? "" : ",") + name;
+  }
+  return out;
 }
 
 class ModuleLoad : public Step {
@@ -17,7 +62,14 @@ class ModuleLoad : public Step {
   std::string kind() const override { return "module.load"; }
   std::string describe() const override { return "load module " + m_; }
   Result<Record> record(StepContext& ctx) override {
-    return Record{{"module", m_}, {"driver_dir", drv_}, {"was_loaded", ctx.host.fs.is_dir(drv_) ? "1" : "0"}};
+    bool was = ctx.host.fs.is_dir(drv_);
+    std::string with;
+    if (!was) {
+      auto w = modules_loaded_with(ctx, m_);
+      if (!w) return w.error();
+      with = *w;
+    }
+    return Record{{"module", m_}, {"driver_dir", drv_}, {"was_loaded", was ? "1" : "0"}, {"with", with}};
   }
   Status apply(StepContext& ctx, const Record&) override {
     if (ctx.host.fs.is_dir(drv_)) return Status::success();
@@ -55,6 +107,29 @@ Status undo_module_load(StepContext& ctx, const Record& rec) {
   }
   auto r = run_checked(ctx, {"modprobe", "-r", m}, ctx.timeouts.command_ms, "cannot unload module " + m);
   if (!r) return r.error();
+  // What came with it, newest first; one that something uses now stays (not an error).
+  std::vector<std::string> with;
+  std::string w = field(rec, "with");
+  for (size_t p = 0; p < w.size();) {
+    size_t c = w.find(',', p);
+    if (c == std::string::npos) c = w.size();
+    std::string n = w.substr(p, c - p);
+    p = c + 1;
+    if (!n.empty() && n.find('/') == std::string::npos && n[0] != '-') with.insert(with.begin(), n);
+  }
+  std::string left;
+  for (const auto& n : with) {
+    if (!module_loaded(ctx.host.fs, n)) continue;
+    std::string refs = read_attr(ctx.host.fs, "/sys/module/" + n + "/refcnt");
+    bool unloaded = false;
+    if (refs == "0") {
+      Deadline d = ctx.deadline.sub(ctx.timeouts.command_ms);
+      auto rr = ctx.host.runner.run({"modprobe", "-r", n}, d);
+      unloaded = rr && rr->success();
+    }
+    if (!unloaded && module_loaded(ctx.host.fs, n)) left += (left.empty() ? "" : ", ") + n;
+  }
+  if (!left.empty()) ctx.log.info("module(s) loaded with " + m + " left loaded, in use: " + left);
   return Status::success();
 }
 

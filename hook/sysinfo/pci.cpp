@@ -84,8 +84,14 @@ std::string PciDevice::class_name() const {
   if (c == "0280") return "Network controller";
   if (c == "0604") return "PCI bridge";
   if (c == "0600") return "Host bridge";
+  if (c == "0601") return "ISA bridge";
+  if (c == "0c05") return "SMBus";
+  if (c == "0106") return "SATA controller";
+  if (c == "0880") return "System peripheral";
+  if (c == "1180") return "Signal processing controller";
+  if (c == "0780") return "Communication controller";
   if (c == "0108") return "Non-Volatile memory controller";
-  return "class " + c;
+  return "Device";
 }
 
 bool PciSysfs::exists(const std::string& addr) { return fs_.exists(device_path(addr)); }

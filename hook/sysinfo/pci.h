@@ -35,9 +35,14 @@ struct PciDevice {
   std::optional<int> iommu_group;
   bool boot_vga = false;
   std::string class4() const { return class_code.substr(0, 4); }      // "0300"
-  bool is_bridge() const { return class_code.rfind("06", 0) == 0; }  // any bridge class
   bool is_display() const { return class_code.rfind("03", 0) == 0; }
   bool is_audio() const { return class_code.rfind("0403", 0) == 0; }
+  // PCI-to-PCI bridges only (0604, semi-transparent 0609, CardBus 0607): what sits between a root
+  // bus and an endpoint. Host (0600) and ISA (0601) bridges are endpoints for the IOMMU.
+  bool is_pci_bridge() const {
+    std::string c = class4();
+    return c == "0604" || c == "0609" || c == "0607";
+  }
   std::string class_name() const;  // "VGA compatible controller", "3D controller", ...
 };
 

@@ -55,18 +55,38 @@ TEST(PlanVerb, SaysWhyAPrepareWouldRefuse) {
   Harness t;
   build_reference_laptop(t.h);
   // A Wi-Fi card in the dGPU's group, as on some real laptops.
-  t.h.kernel.add_pci({"0000:3b:00.0", "8086", "2723", "8086", "0084", "028000", "iwlwifi", "", 1});
+  t.h.kernel.add_module({"iwlwifi", {}, "iwlwifi", false, true});
+  t.h.kernel.add_pci({"0000:3b:00.0", "8086", "2723", "8086", "0084", "028000", "iwlwifi", "iwlwifi", 1});
   put_profile(t.h, "win11", test::kLaptopProfile);
   auto v = run(t, {"plan", "win11"});
   EXPECT_EQ(v.rc, 1);
   EXPECT_NE(v.out.find("prepare would REFUSE"), std::string::npos) << v.out;
-  EXPECT_NE(v.out.find("0000:3b:00.0 Network controller [0280] 8086:2723"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("0000:3b:00.0 Network controller [0280] 8086:2723 on iwlwifi"), std::string::npos) << v.out;
   std::string with_also = test::kLaptopProfile;
   with_also.insert(with_also.find("[host]"), "also = [\"0000:3b:00.0\"]\n");
   put_profile(t.h, "win11", with_also);
   v = run(t, {"plan", "win11"});
   EXPECT_EQ(v.rc, 0) << v.out;
   EXPECT_NE(v.out.find("bind 0000:3b:00.0 to vfio-pci"), std::string::npos) << "listed in [gpu] also: it goes along";
+}
+
+TEST(PlanVerb, AnIsaBridgeWithADriverInTheGroupBlocksButPciBridgesDoNot) {
+  Harness t;
+  build_reference_laptop(t.h);
+  // An ISA bridge bound to its driver shares the dGPU's group (no ACS): VFIO would refuse the group.
+  t.h.kernel.add_module({"lpc_ich", {}, "lpc_ich", false, true});
+  t.h.kernel.add_pci({"0000:00:1f.0", "8086", "a30e", "1558", "8550", "060100", "lpc_ich", "lpc_ich", 1});
+  put_profile(t.h, "win11", test::kLaptopProfile);
+  auto v = run(t, {"plan", "win11"});
+  EXPECT_EQ(v.rc, 1);
+  EXPECT_NE(v.out.find("0000:00:1f.0 ISA bridge [0601] 8086:a30e on lpc_ich"), std::string::npos) << v.out;
+  EXPECT_EQ(v.out.find("0000:00:01.0"), std::string::npos) << "the root port (0604) is not a blocker\n" << v.out;
+  // Without a driver VFIO accepts it: noted, left alone, not given to the VM.
+  ASSERT_TRUE(t.h.fs.write("/sys/bus/pci/drivers/lpc_ich/unbind", "0000:00:1f.0"));
+  v = run(t, {"plan", "win11"});
+  EXPECT_EQ(v.rc, 0) << v.out;
+  EXPECT_NE(v.out.find("shares IOMMU group 1 without a driver: left as it is"), std::string::npos) << v.out;
+  EXPECT_EQ(v.out.find("bind 0000:00:1f.0"), std::string::npos);
 }
 
 TEST(StatusAndRestore, ShowWhatAVmHoldsAndRestoreItByHand) {
