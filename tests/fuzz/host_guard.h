@@ -56,8 +56,8 @@ struct SafetyPolicy {
     if (a.empty()) return "empty argv";
     const std::string& p = a[0];
     if (p == "modprobe") {
-      // modprobe NAME | modprobe -r NAME: the name is never an option.
-      size_t i = a.size() > 1 && a[1] == "-r" ? 2 : 1;
+      // modprobe NAME | modprobe -r NAME | modprobe --show-depends NAME: the name is never an option.
+      size_t i = a.size() > 1 && (a[1] == "-r" || a[1] == "--show-depends") ? 2 : 1;
       if (a.size() != i + 1) return "modprobe with unexpected arguments: " + format_argv(a);
       if (a[i].empty() || a[i][0] == '-' || a[i].find('/') != std::string::npos)
         return "modprobe of a name that is an option or a path: " + format_argv(a);
