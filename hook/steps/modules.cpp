@@ -96,17 +96,20 @@ Status undo_module_load(StepContext& ctx, const Record& rec) {
   const std::string drivers = "/sys/bus/pci/drivers/";
   std::string drv_name = drv.compare(0, drivers.size(), drivers) == 0 ? drv.substr(drivers.size()) : drv;
   if (auto s = check_journal_name(Record{{"driver_dir", drv_name}}, "driver_dir"); !s) return s;
-  if (!module_loaded(ctx.host.fs, m) && !ctx.host.fs.is_dir(drv)) return Status::success();
-  // Leave it loaded when a device still uses it (another VM, or a vfio-pci.ids= binding).
-  if (auto l = ctx.host.fs.list(drv); l) {
-    for (const auto& n : *l)
-      if (n.find(':') != std::string::npos) {
-        ctx.log.info("module " + m + " left loaded: " + n + " still uses it");
-        return Status::success();
-      }
+  // (When <m> is already gone, this is a replay after a failed release: what came with it may
+  // still be loaded.)
+  if (module_loaded(ctx.host.fs, m) || ctx.host.fs.is_dir(drv)) {
+    // Leave it loaded when a device still uses it (another VM, or a vfio-pci.ids= binding).
+    if (auto l = ctx.host.fs.list(drv); l) {
+      for (const auto& n : *l)
+        if (n.find(':') != std::string::npos) {
+          ctx.log.info("module " + m + " left loaded: " + n + " still uses it");
+          return Status::success();
+        }
+    }
+    auto r = run_checked(ctx, {"modprobe", "-r", m}, ctx.timeouts.command_ms, "cannot unload module " + m);
+    if (!r) return r.error();
   }
-  auto r = run_checked(ctx, {"modprobe", "-r", m}, ctx.timeouts.command_ms, "cannot unload module " + m);
-  if (!r) return r.error();
   // What came with it, newest first; one that something uses now stays (not an error).
   std::vector<std::string> with;
   std::string w = field(rec, "with");
@@ -117,7 +120,7 @@ Status undo_module_load(StepContext& ctx, const Record& rec) {
     p = c + 1;
     if (!n.empty() && n.find('/') == std::string::npos && n[0] != '-') with.insert(with.begin(), n);
   }
-  std::string left;
+  std::string left, failed;
   for (const auto& n : with) {
     if (!module_loaded(ctx.host.fs, n)) continue;
     std::string refs = read_attr(ctx.host.fs, "/sys/module/" + n + "/refcnt");
@@ -127,9 +130,17 @@ Status undo_module_load(StepContext& ctx, const Record& rec) {
       auto rr = ctx.host.runner.run({"modprobe", "-r", n}, d);
       unloaded = rr && rr->success();
     }
-    if (!unloaded && module_loaded(ctx.host.fs, n)) left += (left.empty() ? "" : ", ") + n;
+    if (!unloaded && module_loaded(ctx.host.fs, n))
+      (refs == "0" ? failed : left) += std::string((refs == "0" ? failed : left).empty() ? "" : ", ") + n;
   }
   if (!left.empty()) ctx.log.info("module(s) loaded with " + m + " left loaded, in use: " + left);
+  if (!failed.empty()) {
+    // Unused, yet modprobe -r failed: keep the step in the journal so the next release retries.
+    Error e;
+    e.what = "cannot unload " + failed + " (loaded with " + m + ", unused)";
+    e.hint = "run `modprobe -r " + failed.substr(0, failed.find(',')) + "` by hand, or `gpuhook restore <vm>`";
+    return e;
+  }
   return Status::success();
 }
 
