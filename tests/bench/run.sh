@@ -4,10 +4,10 @@
 #   tests/bench/run.sh [--rounds N]      (default 2000; as any user; no root needed)
 #
 # 1. Event latency of a VM without a profile, as libvirtd runs it (fork+exec, domain XML on
-#    stdin, until reaped), interleaved: /bin/true (the limit: a process start), gpuhook (the
-#    static front), the same front linked dynamically, gpuhook-full run directly (what `gpuhook`
-#    was before the front existed: one dynamically linked program), and the classic bash
-#    dispatcher (tests/bench/dispatcher.sh). Medians, p10/p90, ratios, peak RSS.
+#    stdin, until reaped), interleaved: /bin/true (the limit: a process start), gpuhook (libc
+#    only; loads the rest of itself only for managed VMs and verbs), the whole program linked as
+#    one dynamic executable (what gpuhook was before), and the classic bash dispatcher
+#    (tests/bench/dispatcher.sh). Medians, p10/p90, ratios, peak RSS.
 # 2. Peak memory and latency of the hook for a managed VM (a --root tree whose GPU does not
 #    exist, so prepare is refused after parsing the profile and planning; a release with a
 #    journal to undo; a prepare with 64 MiB on stdin).
@@ -45,8 +45,7 @@ echo "== 1. event latency, VM without a profile: \`gpuhook hook $VM release end 
 "$B/tests/bench/bench_startup" --rounds "$ROUNDS" --warmup 100 --ref dispatcher --title "no-profile event" \
   "/bin/true=$X=/bin/true" \
   "gpuhook=$X=$B/hook/gpuhook hook $VM release end -" \
-  "gpuhook (front linked dynamically)=$X=$B/tests/bench/bench_front_dynamic hook $VM release end -" \
-  "before: one dynamic program (gpuhook-full)=$X=$B/hook/gpuhook-full hook $VM release end -" \
+  "before: the whole program in one dynamic executable=$X=$B/tests/bench/bench_monolithic hook $VM release end -" \
   "dispatcher=$X=$T/hooks/qemu $VM release end -"
 echo
 
