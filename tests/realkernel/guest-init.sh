@@ -26,10 +26,29 @@ for d in etc var/lib; do
   mkdir -p "/w/$n/up" "/w/$n/wk"
   mount -t overlay overlay -o "lowerdir=/r/$d,upperdir=/w/$n/up,workdir=/w/$n/wk" "/r/$d" || fail "overlay on /$d failed"
 done
-# Fresh, empty state where the host's own may lie under the shared root.
+# Fresh, empty state where the host's own may lie under the shared root. The project's own
+# paths (the checkout, the gpuhook under test) may lie there too, e.g. a CI clone in /tmp: those
+# are set aside first and bound back on top of the fresh tmpfs.
+mkdir -p /keep
+n=0
+for p in "$SRC" "$RK_DIR" "${GPUHOOK%/*}"; do
+  [ -n "$p" ] && [ -d "/r$p" ] || continue
+  for d in var/lib/libvirt var/log var/cache/libvirt var/tmp tmp root; do
+    case "$p/" in "/$d/"*)
+      n=$((n + 1)); mkdir -p "/keep/$n"
+      mount -o bind "/r$p" "/keep/$n" || fail "cannot set $p aside"
+      echo "$n $p" >> /keep/list ;;
+    esac
+  done
+done
 for d in var/lib/libvirt var/log var/cache/libvirt var/tmp tmp root; do
   mount -t tmpfs tmpfs "/r/$d" || fail "tmpfs /$d"
 done
+if [ -f /keep/list ]; then
+  while read -r k p; do
+    mkdir -p "/r$p" && mount -o bind "/keep/$k" "/r$p" || fail "cannot bind $p back"
+  done < /keep/list
+fi
 mount -t proc proc /r/proc
 mount -t sysfs sys /r/sys
 mount -t devtmpfs dev /r/dev
