@@ -27,30 +27,53 @@ if [ -n "$missing" ]; then
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
+START=$(date +%s)
+phase() { echo "== tests/run.sh: $* (at $(( $(date +%s) - START )) s)"; }
+# run_ctest DIR ARGS...: ctest in DIR; adds its counts to the totals printed at the end.
+PASSED=0 FAILED=0 rc=0
+run_ctest() {
+  d=$1; shift
+  out=$(mktemp)
+  (cd "$d" && ctest "$@") 2>&1 | tee "$out"
+  line=$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$out" | tail -1)
+  rm -f "$out"
+  if [ -z "$line" ]; then FAILED=$((FAILED + 1)); rc=1; return; fi
+  total=$(echo "$line" | sed -E 's/.* out of ([0-9]+).*/\1/')
+  failed=$(echo "$line" | sed -E 's/.*passed, ([0-9]+) tests? failed.*/\1/')
+  PASSED=$((PASSED + total - failed)); FAILED=$((FAILED + failed))
+  [ "$failed" = 0 ] || rc=1
+}
+
 # 2. Build with the test-only fault points.
-cmake -S "$SRC" -B "$SRC/build-tests" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGPUHOOK_FAULT_POINTS=ON >/dev/null
+phase "building build-tests"
+# (-O2 without debug info: the suite compiles four times on two cores, debug info is most of it)
+cmake -S "$SRC" -B "$SRC/build-tests" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE=-O2 -DGPUHOOK_FAULT_POINTS=ON >/dev/null
 cmake --build "$SRC/build-tests" -j"$JOBS"
 
-# 3. Every test: unit, realfs, libvirt, realkernel, fuzz.
-cd "$SRC/build-tests"
+# 3. Every test: unit, libvirt, install, realkernel, and the fuzz seed corpora replayed.
 if [ "$QUICK" = 1 ]; then
-  exec ctest --output-on-failure -L unit -j"$JOBS"
+  cd "$SRC/build-tests" && exec ctest --output-on-failure -L unit -j"$JOBS"
 fi
-rc=0
-ctest --output-on-failure -j"$JOBS" --timeout 900 || rc=$?
+phase "every test of build-tests"
+run_ctest "$SRC/build-tests" --output-on-failure -j"$JOBS" --timeout 900
 
 # 4. The unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer (with the fault
 #    matrix, the hostile-input tests on the binary, and the fuzz seed corpora replayed).
-cmake -S "$SRC" -B "$SRC/build-asan" -DCMAKE_BUILD_TYPE=Debug -DGPUHOOK_SANITIZE=ON >/dev/null
+phase "the unit tests under ASan+UBSan"
+cmake -S "$SRC" -B "$SRC/build-asan" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DGPUHOOK_SANITIZE=ON >/dev/null
 cmake --build "$SRC/build-asan" -j"$JOBS" --target gpuhook_unit gpuhook fuzzers
-(cd "$SRC/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  ctest --output-on-failure -L unit -j"$JOBS") || rc=$?
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+run_ctest "$SRC/build-asan" --output-on-failure -L unit -j"$JOBS"
+unset ASAN_OPTIONS UBSAN_OPTIONS
 
-# 5. Each fuzz target (libFuzzer, clang-14, ASan+UBSan) for GPUHOOK_FUZZ_SECONDS (default 20) on a
+# 5. Each fuzz target (libFuzzer, clang-14, ASan+UBSan) for GPUHOOK_FUZZ_SECONDS (default 15) on a
 #    copy of its seed corpus (tests/fuzz/corpus/<target>); a crash fails the run and leaves its
 #    input in build-fuzz/tests/fuzz/artifacts/. Longer runs: tests/README-robust.md.
+phase "fuzzing"
 cmake -S "$SRC" -B "$SRC/build-fuzz" -DCMAKE_CXX_COMPILER=clang++-14 -DGPUHOOK_FUZZ=ON \
-  -DGPUHOOK_FUZZ_SECONDS="${GPUHOOK_FUZZ_SECONDS:-20}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  -DGPUHOOK_FUZZ_SECONDS="${GPUHOOK_FUZZ_SECONDS:-15}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O1 -g1" >/dev/null
 cmake --build "$SRC/build-fuzz" -j"$JOBS" --target fuzzers
-(cd "$SRC/build-fuzz" && ctest --output-on-failure -L fuzz -j"$JOBS") || rc=$?
+run_ctest "$SRC/build-fuzz" --output-on-failure -L fuzz -j"$JOBS"
+phase "done"
+echo "all: $PASSED passed, $FAILED failed"
 exit $rc
