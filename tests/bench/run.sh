@@ -79,6 +79,7 @@ ROUNDS2=$((ROUNDS / 10)); [ "$ROUNDS2" -ge 20 ] || ROUNDS2=20
 "$B/tests/bench/bench_startup" --rounds "$ROUNDS2" --warmup 5 --title "managed VM" \
   "/bin/true=$X=/bin/true" \
   "prepare, refused after planning=$X=$B/hook/gpuhook --root $R hook win11 prepare begin -" \
+  "the same, gpuhook-full run directly=$X=$B/hook/gpuhook-full --root $R hook win11 prepare begin -" \
   "release, 4 journaled steps (sh + gpuhook)=$T/empty=$REL" \
   "prepare, 64 MiB on stdin=$T/64MiB=$B/hook/gpuhook --root $R hook win11 prepare begin -" \
   "plan verb=$T/empty=$B/hook/gpuhook --root $R plan win11"
