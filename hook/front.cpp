@@ -1,10 +1,12 @@
-// gpuhook's front: the program libvirtd starts for every event of every VM. For a VM without a
+// gpuhook's executable: what libvirtd starts for every event of every VM. For a VM without a
 // profile it is the whole program: one lstat(), stdin read to the end, exit 0, nothing printed,
-// nothing created. It is linked statically against libc only, so that case costs a process start
-// and no more: no dynamic loader, no libstdc++/spdlog/fmt/toml++ to map and relocate.
-// Everything else (a managed VM's events, every CLI verb, --help, odd arguments) is the full
-// program, gpuhook-full (hook/main.cpp), which this exec()s with the same argv, environment and
-// untouched stdin: from libexec/gpuhook/ of the install prefix, or next to this file in a build.
+// nothing created. It links against libc alone, so that case costs a process start and no more:
+// no libstdc++/spdlog/fmt/toml++ to map and relocate.
+// Everything else (a managed VM's events, every CLI verb, --help, odd arguments) is the rest of
+// the program, the module gpuhook-full.so (hook/main.cpp), which this loads and runs in the same
+// process with the same argv and untouched stdin: from lib/gpuhook/ of the install prefix, or
+// next to this file in a build tree.
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <unistd.h>
@@ -35,7 +37,7 @@ void say(const char* a, const char* b, const char* c) {
   if (n > 0) (void)!::write(2, msg, static_cast<size_t>(n) < sizeof msg ? static_cast<size_t>(n) : sizeof msg - 1);
 }
 
-// The full program, found from where this executable really is (links resolved).
+// The rest of the program, found from where this executable really is (links resolved).
 bool find_full(const char* argv0, char* out, size_t size) {
   char self[PATH_MAX];
   ssize_t k = ::readlink("/proc/self/exe", self, sizeof self - 1);
@@ -47,10 +49,10 @@ bool find_full(const char* argv0, char* out, size_t size) {
   char* slash = std::strrchr(self, '/');
   if (!slash) return false;
   *slash = '\0';
-  static const char* const kWhere[] = {"/../libexec/gpuhook/gpuhook-full", "/gpuhook-full"};
+  static const char* const kWhere[] = {"/../lib/gpuhook/gpuhook-full.so", "/gpuhook-full.so"};
   for (const char* rel : kWhere) {
     int n = std::snprintf(out, size, "%s%s", self, rel);
-    if (n > 0 && static_cast<size_t>(n) < size && ::access(out, X_OK) == 0) return true;
+    if (n > 0 && static_cast<size_t>(n) < size && ::access(out, R_OK) == 0) return true;
   }
   return false;
 }
@@ -65,11 +67,21 @@ int main(int argc, char** argv) {
   }
   char full[PATH_MAX + 64];
   if (!find_full(argc > 0 ? argv[0] : nullptr, full, sizeof full)) {
-    say("cannot find the program gpuhook-full (in ../libexec/gpuhook/ or next to this gpuhook); ",
-        "reinstall gpuhook", "");
+    say("cannot find gpuhook-full.so (in ../lib/gpuhook/ or next to this gpuhook); ", "reinstall gpuhook", "");
     return 1;
   }
-  ::execv(full, argv);
-  say("cannot run ", full, errno == ENOENT ? ": not found" : ": exec failed");
-  return 1;
+  void* so = ::dlopen(full, RTLD_NOW | RTLD_LOCAL);
+  if (!so) {
+    say("cannot load ", full, ": reinstall gpuhook");
+    const char* why = ::dlerror();
+    if (why) say("  ", why, "");
+    return 1;
+  }
+  using Main = int (*)(int, char**);
+  auto run = reinterpret_cast<Main>(::dlsym(so, "gpuhook_main"));
+  if (!run) {
+    say(full, " is not gpuhook's module (no gpuhook_main): ", "reinstall gpuhook");
+    return 1;
+  }
+  return run(argc, argv);
 }

@@ -140,7 +140,9 @@ int hook_main(const Invocation& inv) {
 }  // namespace
 }  // namespace gpuhook
 
-int main(int argc, char** argv) {
+// Entry point of the module gpuhook-full.so, called by the gpuhook executable (front.cpp) with
+// its own argv, for everything but a VM without a profile.
+extern "C" __attribute__((visibility("default"))) int gpuhook_main(int argc, char** argv) {
   using namespace gpuhook;
   std::vector<std::string> args(argv, argv + argc);
   Invocation inv = parse_args(args);

@@ -147,9 +147,9 @@ fi
 install_tree() {
   if [ -n "$PREBUILT" ]; then
     install -D -m 0755 "$PREBUILT" "$1/bin/gpuhook"
-    # The front runs everything but the no-profile event through gpuhook-full, built next to it.
-    if [ -x "$(dirname "$PREBUILT")/gpuhook-full" ]; then
-      install -D -m 0755 "$(dirname "$PREBUILT")/gpuhook-full" "$1/libexec/gpuhook/gpuhook-full"
+    # The rest of the program, the module gpuhook-full.so, is built next to it.
+    if [ -f "$(dirname "$PREBUILT")/gpuhook-full.so" ]; then
+      install -D -m 0644 "$(dirname "$PREBUILT")/gpuhook-full.so" "$1/lib/gpuhook/gpuhook-full.so"
     fi
     mkdir -p "$1/share/gpuhook/config" && cp -R "$SRC/config/." "$1/share/gpuhook/config/"
   else

@@ -34,12 +34,15 @@ bool module_builtin(Fs& fs, const std::string& m) {
   return fs.is_dir("/sys/module/" + m) && !fs.exists("/sys/module/" + m + "/initstate");
 }
 
-// Other display devices with a driver: is the GPU the host's only active display?
-bool other_active_display(PciSysfs& pci, const std::vector<std::string>& ours) {
+// Other display devices with a driver: is the GPU the host's only active display? Reads only
+// each device's class, and the driver of display devices (a host has dozens of devices).
+bool other_active_display(Fs& fs, PciSysfs& pci, const std::vector<std::string>& ours) {
   for (const auto& a : pci.addresses()) {
     if (std::find(ours.begin(), ours.end(), a) != ours.end()) continue;
-    auto d = pci.device(a);
-    if (d && d->is_display() && !d->driver.empty() && d->driver != "vfio-pci" && d->driver != "pci-stub") return true;
+    std::string dir = pci.device_path(a);
+    if (read_attr(fs, dir + "/class").rfind("0x03", 0) != 0) continue;
+    std::string drv = link_name(fs, dir + "/driver");
+    if (!drv.empty() && drv != "vfio-pci" && drv != "pci-stub") return true;
   }
   return false;
 }
@@ -129,7 +132,7 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
   plan.devices = devices;
 
   // The GPU drives the host's only display: only takeover may take it.
-  if (p.mode != DisplayMode::takeover && (gdev->boot_vga || console_on(fs, gpu)) && !other_active_display(pci, devices)) {
+  if (p.mode != DisplayMode::takeover && (gdev->boot_vga || console_on(fs, gpu)) && !other_active_display(fs, pci, devices)) {
     plan.refusals.push_back(refusal(gpu + " drives the host's only active display",
                                     std::string("boot_vga=") + (gdev->boot_vga ? "1" : "0") + ", display mode '" +
                                         to_string(p.mode) + "'",
@@ -158,7 +161,10 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
   bool systemd = systemd_running(fs);
   bool stops_services = !p.stop_services.empty() && systemd;
   // Holders: with nothing to stop first, refuse now (before any change) rather than mid-way.
+  // When this finds none, the holders step would only repeat the same scan: it is left out.
+  bool holders_checked = false;
   if (!stops_services && p.holders == HolderPolicy::refuse) {
+    holders_checked = true;
     std::vector<std::pair<std::string, std::string>> nodes;
     for (const auto& a : devices) {
       auto d = pci.device(a);
@@ -209,8 +215,8 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
   }
   // 5. switcheroo before the dGPU driver goes
   if (p.mode == DisplayMode::mux && p.mux_method == MuxMethod::switcheroo) plan.prepare.push_back(make_switcheroo());
-  // 6. holders
-  plan.prepare.push_back(make_holders(devices, p.holders == HolderPolicy::terminate));
+  // 6. holders (already checked above when nothing before this step can free the GPU)
+  if (!holders_checked) plan.prepare.push_back(make_holders(devices, p.holders == HolderPolicy::terminate));
   // 7. modules
   for (const auto& m : p.unload_modules) {
     if (module_builtin(fs, m)) {

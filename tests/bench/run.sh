@@ -4,10 +4,10 @@
 #   tests/bench/run.sh [--rounds N]      (default 2000; as any user; no root needed)
 #
 # 1. Event latency of a VM without a profile, as libvirtd runs it (fork+exec, domain XML on
-#    stdin, until reaped), interleaved: /bin/true (the limit: a process start), gpuhook (the
-#    static front), the same front linked dynamically, gpuhook-full run directly (what `gpuhook`
-#    was before the front existed: one dynamically linked program), and the classic bash
-#    dispatcher (tests/bench/dispatcher.sh). Medians, p10/p90, ratios, peak RSS.
+#    stdin, until reaped), interleaved: /bin/true (the limit: a process start), gpuhook (libc
+#    only; loads the rest of itself only for managed VMs and verbs), the whole program linked as
+#    one dynamic executable (what gpuhook was before), and the classic bash dispatcher
+#    (tests/bench/dispatcher.sh). Medians, p10/p90, ratios, peak RSS.
 # 2. Peak memory and latency of the hook for a managed VM (a --root tree on tmpfs whose GPU does
 #    not exist, so prepare is refused after parsing the profile and planning; a release with a
 #    journal to undo; a prepare with 64 MiB on stdin; the plan verb).
@@ -48,8 +48,7 @@ echo "== 1. event latency, VM without a profile: \`gpuhook hook $VM release end 
 "$B/tests/bench/bench_startup" --rounds "$ROUNDS" --warmup 100 --ref dispatcher --title "no-profile event" \
   "/bin/true=$X=/bin/true" \
   "gpuhook=$X=$B/hook/gpuhook hook $VM release end -" \
-  "gpuhook (front linked dynamically)=$X=$B/tests/bench/bench_front_dynamic hook $VM release end -" \
-  "before: one dynamic program (gpuhook-full)=$X=$B/hook/gpuhook-full hook $VM release end -" \
+  "before: the whole program in one dynamic executable=$X=$B/tests/bench/bench_monolithic hook $VM release end -" \
   "dispatcher=$X=$T/hooks/qemu $VM release end -"
 echo
 
@@ -79,7 +78,7 @@ ROUNDS2=$((ROUNDS / 10)); [ "$ROUNDS2" -ge 20 ] || ROUNDS2=20
 "$B/tests/bench/bench_startup" --rounds "$ROUNDS2" --warmup 5 --title "managed VM" \
   "/bin/true=$X=/bin/true" \
   "prepare, refused after planning=$X=$B/hook/gpuhook --root $R hook win11 prepare begin -" \
-  "the same, gpuhook-full run directly=$X=$B/hook/gpuhook-full --root $R hook win11 prepare begin -" \
+  "the same, one dynamic executable=$X=$B/tests/bench/bench_monolithic --root $R hook win11 prepare begin -" \
   "release, 4 journaled steps (sh + gpuhook)=$T/empty=$REL" \
   "prepare, 64 MiB on stdin=$T/64MiB=$B/hook/gpuhook --root $R hook win11 prepare begin -" \
   "plan verb=$T/empty=$B/hook/gpuhook --root $R plan win11"

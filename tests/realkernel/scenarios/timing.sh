@@ -38,7 +38,7 @@ bare_unbind() {
   done
   while ! all_back; do :; done
 }
-declare -a GP GR GPL GRL BB BU
+declare -a GP GR GPL GRL BB BU PS
 bad=0
 for i in $(seq "$N"); do
   sleep "$SETTLE"
@@ -52,6 +52,8 @@ for i in $(seq "$N"); do
   sleep "$SETTLE"
   now_ms; t0=$MS; bare_unbind; now_ms; BU+=($((MS - t0)))
   all_back || bad=$((bad + 1))
+  # The process start, measured the same way: the hook for a VM without a profile.
+  gh timing-no-profile release end < /dev/null >/dev/null; PS+=("$GH_MS")
 done
 check "rounds in which a measured operation did not move both functions" 0 "$bad"
 stats() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {printf "%6d %6d %6d", v[int((NR+1)/2)], v[1], v[NR]}'; }
@@ -63,6 +65,14 @@ printf 'RK timing| %-58s %s\n' "bare sysfs writes: both on vfio-pci" "$(stats "$
 printf 'RK timing| %-58s %s\n' "gpuhook release: start of hook -> both back (exit)" "$(stats "${GR[@]}")"
 printf 'RK timing| %-58s %s\n' "gpuhook release: its own event time (log)" "$(stats "${GRL[@]}")"
 printf 'RK timing| %-58s %s\n' "bare sysfs writes: both back on their host drivers" "$(stats "${BU[@]}")"
+printf 'RK timing| %-58s %s\n' "process start: gpuhook for a VM without a profile" "$(stats "${PS[@]}")"
+# Issue 7's target: gpuhook within 1.5x of (bare writes + process start), medians.
+med() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+ps=$(med "${PS[@]}")
+lp=$(( $(med "${BB[@]}") + ps )); lr=$(( $(med "${BU[@]}") + ps ))
+printf 'RK timing| %-58s %6s  (gpuhook / limit = %s, target 1.5)\n' "limit, prepare: bare writes + process start" "$lp" "$(ratio "$(med "${GP[@]}")" "$lp")"
+printf 'RK timing| %-58s %6s  (gpuhook / limit = %s, target 1.5)\n' "limit, release: bare writes + process start" "$lr" "$(ratio "$(med "${GR[@]}")" "$lr")"
 say "where the last prepare and release spent their time (gpuhook's log):"
 log_lines "[t prepare" | tail -n 8 | sed 's/^/RK timing| /'
 log_lines "[t release" | tail -n 7 | sed 's/^/RK timing| /'
