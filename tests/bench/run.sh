@@ -8,9 +8,9 @@
 #    only; loads the rest of itself only for managed VMs and verbs), the whole program linked as
 #    one dynamic executable (what gpuhook was before), and the classic bash dispatcher
 #    (tests/bench/dispatcher.sh). Medians, p10/p90, ratios, peak RSS.
-# 2. Peak memory and latency of the hook for a managed VM (a --root tree whose GPU does not
-#    exist, so prepare is refused after parsing the profile and planning; a release with a
-#    journal to undo; a prepare with 64 MiB on stdin).
+# 2. Peak memory and latency of the hook for a managed VM (a --root tree on tmpfs whose GPU does
+#    not exist, so prepare is refused after parsing the profile and planning; a release with a
+#    journal to undo; a prepare with 64 MiB on stdin; the plan verb).
 # 3. Google Benchmark: prepare/start/started/release on the fake reference laptop, per step.
 # Nothing here is pass/fail: the figures depend on the machine, printed first.
 set -eu
@@ -20,11 +20,14 @@ ROUNDS=2000
 B=$SRC/build-bench
 JOBS=$(nproc); [ "$JOBS" -gt 2 ] && JOBS=2
 
-cmake -S "$SRC" -B "$B" -DCMAKE_BUILD_TYPE=Release -DGPUHOOK_BENCH=ON -DGPUHOOK_FAULT_POINTS=OFF >/dev/null
-nice cmake --build "$B" -j"$JOBS" --target benchmarks >/dev/null
-
 T=$(mktemp -d "${TMPDIR:-/tmp}/gpuhook-bench.XXXXXX")
 trap 'rm -rf "$T"' EXIT
+echo "building $B (Release) ..."
+if ! { cmake -S "$SRC" -B "$B" -DCMAKE_BUILD_TYPE=Release -DGPUHOOK_BENCH=ON -DGPUHOOK_FAULT_POINTS=OFF &&
+       nice cmake --build "$B" -j"$JOBS" --target benchmarks; } > "$T/build.log" 2>&1; then
+  cat "$T/build.log" >&2
+  exit 1
+fi
 cp "$SRC/tests/fuzz/corpus/domain_xml/win11-qemu-override.xml" "$T/domain.xml"  # a 1.7 KiB domain
 mkdir -p "$T/hooks/qemu.d/other-vm/prepare/begin"
 cp "$SRC/tests/bench/dispatcher.sh" "$T/hooks/qemu"
@@ -50,7 +53,10 @@ echo "== 1. event latency, VM without a profile: \`gpuhook hook $VM release end 
 echo
 
 echo "== 2. a managed VM (--root tree): latency and peak memory of the hook process"
-R=$T/root
+# The root on tmpfs when there is one, like /run: the journal is fsync()ed at every update, and
+# on a shared disk that measures the disk's other users.
+R=$(mktemp -d /dev/shm/gpuhook-bench-root.XXXXXX 2>/dev/null) || R=$T/root
+trap 'rm -rf "$T" "$R"' EXIT
 mkdir -p "$R/etc/gpuhook/vms" "$R/run/gpuhook/claims"
 printf '[gpu]\naddress = "0000:01:00.0"\n[host]\nstop_services = ["nvidia-persistenced.service"]\nunload_modules = ["nvidia_drm", "nvidia_modeset", "nvidia_uvm", "nvidia"]\n' \
   > "$R/etc/gpuhook/vms/win11.toml"
@@ -72,6 +78,7 @@ ROUNDS2=$((ROUNDS / 10)); [ "$ROUNDS2" -ge 20 ] || ROUNDS2=20
 "$B/tests/bench/bench_startup" --rounds "$ROUNDS2" --warmup 5 --title "managed VM" \
   "/bin/true=$X=/bin/true" \
   "prepare, refused after planning=$X=$B/hook/gpuhook --root $R hook win11 prepare begin -" \
+  "the same, one dynamic executable=$X=$B/tests/bench/bench_monolithic --root $R hook win11 prepare begin -" \
   "release, 4 journaled steps (sh + gpuhook)=$T/empty=$REL" \
   "prepare, 64 MiB on stdin=$T/64MiB=$B/hook/gpuhook --root $R hook win11 prepare begin -" \
   "plan verb=$T/empty=$B/hook/gpuhook --root $R plan win11"
