@@ -68,7 +68,7 @@ unset ASAN_OPTIONS UBSAN_OPTIONS
 
 # 5. Each fuzz target (libFuzzer, clang-14, ASan+UBSan) for GPUHOOK_FUZZ_SECONDS (default 15) on a
 #    copy of its seed corpus (tests/fuzz/corpus/<target>); a crash fails the run and leaves its
-#    input in build-fuzz/tests/fuzz/artifacts/. Longer runs: tests/README-robust.md.
+#    input in build-fuzz/tests/fuzz/artifacts/. Longer runs: tests/README.md.
 phase "fuzzing"
 cmake -S "$SRC" -B "$SRC/build-fuzz" -DCMAKE_CXX_COMPILER=clang++-14 -DGPUHOOK_FUZZ=ON \
   -DGPUHOOK_FUZZ_SECONDS="${GPUHOOK_FUZZ_SECONDS:-15}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O1 -g1" >/dev/null

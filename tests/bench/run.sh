@@ -1,5 +1,5 @@
 #!/bin/sh
-# gpuhook benchmarks: one command, a few tables (see tests/README-robust.md).
+# gpuhook benchmarks: one command, a few tables (see tests/README.md).
 #
 #   tests/bench/run.sh [--rounds N]      (default 2000; as any user; no root needed)
 #

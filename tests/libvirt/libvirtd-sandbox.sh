@@ -5,7 +5,7 @@
 #   libvirtd-sandbox.sh --no-hook SCENARIO [ARGS...]       libvirtd with no hook (the scenario installs one)
 #   libvirtd-sandbox.sh --no-libvirtd SCENARIO [ARGS...]   only the namespaces and mounts
 #
-# Runs SCENARIO (a bash script, sourced with lib.sh, see tests/README-libvirt.md) as root inside
+# Runs SCENARIO (a bash script, sourced with lib.sh, see tests/README.md) as root inside
 # private mount, PID and network namespaces:
 #   - tmpfs over /run, /var/lib/libvirt, /var/log, /var/cache/libvirt; tmpfs overlays over /etc,
 #     /var/lib and /usr/local (so /etc/libvirt and a fresh, empty /etc/gpuhook are writable, and
