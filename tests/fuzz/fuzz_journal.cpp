@@ -13,6 +13,7 @@
 #include "engine/journal.h"
 #include "fake/fake_host.h"
 #include "host_guard.h"
+#include "../unit/harness.h"
 
 namespace {
 
@@ -41,25 +42,8 @@ bool same(const Journal& a, const Journal& b) {
   return true;
 }
 
-int event(FakeHost& h, test::GuardedHost& g, MemoryLog& log, const std::string& op) {
-  AppContext a{g.host(), "/", {}, {}, {}};
-  a.open_log = [&log](const GlobalConfig&, const std::string&, std::string*) {
-    struct Fwd : Log {
-      MemoryLog& m;
-      explicit Fwd(MemoryLog& l) : m(l) {}
-      void write(Level l, std::string_view s) override { m.write(l, s); }
-    };
-    return std::unique_ptr<Log>(new Fwd(log));
-  };
-  Invocation inv;
-  inv.kind = Invocation::Kind::hook;
-  inv.vm = "win11";
-  inv.op = op;
-  inv.sub = op == "release" ? "end" : "begin";
-  inv.extra = "-";
-  std::string err;
-  (void)h;
-  return run_hook_event(a, inv, "", err);
+int event(FakeHost&, test::GuardedHost& g, MemoryLog& log, const std::string& op) {
+  return test::run_event(g.host(), log, "win11", op);
 }
 
 }  // namespace

@@ -19,44 +19,52 @@ stop_services = ["nvidia-persistenced.service"]
 unload_modules = ["nvidia_drm", "nvidia_modeset", "nvidia_uvm", "nvidia"]
 )";
 
+// Runs one libvirt event through the real hook path (run_hook_event) on `host`, the log going
+// to `log`: what every in-process test and benchmark does after the binary's fast path.
+inline AppContext make_app(Host host, MemoryLog& log, FaultHook f = {}) {
+  AppContext a{host, "/", {}, std::move(f), {}};
+  a.open_log = [&log](const GlobalConfig&, const std::string&, std::string*) {
+    struct Fwd : Log {
+      MemoryLog& m;
+      explicit Fwd(MemoryLog& l) : m(l) {}
+      void write(Level l, std::string_view s) override { m.write(l, s); }
+    };
+    return std::unique_ptr<Log>(new Fwd(log));
+  };
+  return a;
+}
+
+inline int run_event(Host host, MemoryLog& log, const std::string& vm, const std::string& op,
+                     std::string_view xml = "", std::string* err_out = nullptr, FaultHook f = {}) {
+  AppContext a = make_app(host, log, std::move(f));
+  Invocation inv;
+  inv.kind = Invocation::Kind::hook;
+  inv.vm = vm;
+  inv.op = op;
+  inv.sub = op == "release" || op == "stopped" ? "end" : "begin";
+  inv.extra = "-";
+  std::string err;
+  int rc = run_hook_event(a, inv, xml, err);
+  if (err_out) *err_out = err;
+  return rc;
+}
+
 struct Harness {
   FakeHost h;
   MemoryLog log;
 
-  AppContext app(FaultHook f = {}) {
-    AppContext a{h.host(), "/", {}, std::move(f), {}};
-    a.open_log = [this](const GlobalConfig&, const std::string&, std::string*) {
-      struct Fwd : Log {
-        MemoryLog& m;
-        explicit Fwd(MemoryLog& l) : m(l) {}
-        void write(Level l, std::string_view s) override { m.write(l, s); }
-      };
-      return std::unique_ptr<Log>(new Fwd(log));
-    };
-    return a;
-  }
+  AppContext app(FaultHook f = {}) { return make_app(h.host(), log, std::move(f)); }
 
   // Runs one event; returns the exit code. A FaultHook may throw KilledForTest to simulate
   // SIGKILL: the journal stays as it was, and the dead process's flocks go away.
   int event(const std::string& vm, const std::string& op, std::string* err_out = nullptr, FaultHook f = {},
             const std::string& xml = "") {
-    AppContext a = app(std::move(f));
-    Invocation inv;
-    inv.kind = Invocation::Kind::hook;
-    inv.vm = vm;
-    inv.op = op;
-    inv.sub = op == "release" || op == "stopped" ? "end" : "begin";
-    inv.extra = "-";
-    std::string err;
-    int rc = 0;
     try {
-      rc = run_hook_event(a, inv, xml, err);
+      return run_event(h.host(), log, vm, op, xml, err_out, std::move(f));
     } catch (const KilledForTest&) {
-      h.locker.held.clear();
+      h.locker.held.clear();  // the kernel drops a dead process's flocks
       throw;
     }
-    if (err_out) *err_out = err;
-    return rc;
   }
 
   // prepare, start, started as libvirt sends them; stops at the first refusal.

@@ -21,6 +21,7 @@
 #include "fake/fake_host.h"
 #include "host/real_host.h"
 #include "profile/profile.h"
+#include "harness.h"
 #include "run_binary.h"
 
 namespace gpuhook {
@@ -114,25 +115,7 @@ struct Fake {
     g.guard(&policy, [this](const std::string& w) { violations.push_back(w); });
   }
   int event(const std::string& vm, const std::string& op, std::string_view xml, std::string* err_out) {
-    AppContext a{g.host(), "/", {}, {}, {}};
-    a.open_log = [this](const GlobalConfig&, const std::string&, std::string*) {
-      struct Fwd : Log {
-        MemoryLog& m;
-        explicit Fwd(MemoryLog& l) : m(l) {}
-        void write(Level l, std::string_view s) override { m.write(l, s); }
-      };
-      return std::unique_ptr<Log>(new Fwd(log));
-    };
-    Invocation inv;
-    inv.kind = Invocation::Kind::hook;
-    inv.vm = vm;
-    inv.op = op;
-    inv.sub = "begin";
-    inv.extra = "-";
-    std::string err;
-    int rc = run_hook_event(a, inv, xml, err);
-    if (err_out) *err_out = err;
-    return rc;
+    return test::run_event(g.host(), log, vm, op, xml, err_out);
   }
 };
 

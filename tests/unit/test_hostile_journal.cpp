@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "../fuzz/host_guard.h"
+#include "harness.h"
 #include "app/hook_event.h"
 #include "engine/journal.h"
 #include "fake/fake_host.h"
@@ -32,25 +33,7 @@ struct Guarded {
   void watch() {
     g.guard(&policy, [this](const std::string& why) { violations.push_back(why); });
   }
-  int event(const std::string& vm, const std::string& op) {
-    AppContext a{g.host(), "/", {}, {}, {}};
-    a.open_log = [this](const GlobalConfig&, const std::string&, std::string*) {
-      struct Fwd : Log {
-        MemoryLog& m;
-        explicit Fwd(MemoryLog& l) : m(l) {}
-        void write(Level l, std::string_view s) override { m.write(l, s); }
-      };
-      return std::unique_ptr<Log>(new Fwd(log));
-    };
-    Invocation inv;
-    inv.kind = Invocation::Kind::hook;
-    inv.vm = vm;
-    inv.op = op;
-    inv.sub = op == "release" ? "end" : "begin";
-    inv.extra = "-";
-    std::string err;
-    return run_hook_event(a, inv, "", err);
-  }
+  int event(const std::string& vm, const std::string& op) { return test::run_event(g.host(), log, vm, op); }
   void put_journal(const std::string& text) {
     h.fs.put_dir("/run/gpuhook", 0700);
     h.fs.put_file("/run/gpuhook/win11.journal", text, 0600);

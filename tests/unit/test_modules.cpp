@@ -4,6 +4,8 @@
 // prepare's `modprobe vfio-pci` brought along, and leave alone what something uses by then.
 #include <gtest/gtest.h>
 
+#include "harness.h"
+
 #include "app/hook_event.h"
 #include "fake/fake_host.h"
 
@@ -22,25 +24,7 @@ stop_services = ["nvidia-persistenced.service"]
 unload_modules = ["nvidia_drm", "nvidia_modeset", "nvidia_uvm", "nvidia"]
 )");
   }
-  int event(const std::string& op) {
-    AppContext a{h.host(), "/", {}, {}, {}};
-    a.open_log = [this](const GlobalConfig&, const std::string&, std::string*) {
-      struct Fwd : Log {
-        MemoryLog& m;
-        explicit Fwd(MemoryLog& l) : m(l) {}
-        void write(Level l, std::string_view s) override { m.write(l, s); }
-      };
-      return std::unique_ptr<Log>(new Fwd(log));
-    };
-    Invocation inv;
-    inv.kind = Invocation::Kind::hook;
-    inv.vm = "win11";
-    inv.op = op;
-    inv.sub = op == "release" ? "end" : "begin";
-    inv.extra = "-";
-    std::string err;
-    return run_hook_event(a, inv, "", err);
-  }
+  int event(const std::string& op) { return test::run_event(h.host(), log, "win11", op); }
 };
 
 const char* kVfioFamily[] = {"vfio_pci", "vfio_pci_core", "vfio", "vfio_iommu_type1", "vfio_virqfd", "irqbypass"};

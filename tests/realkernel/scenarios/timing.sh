@@ -43,7 +43,7 @@ bad=0
 for i in $(seq "$N"); do
   sleep "$SETTLE"
   gh t prepare begin < /dev/null >/dev/null; GP+=("$GH_MS"); all_on vfio-pci || bad=$((bad + 1))
-  GPL+=("$(log_lines "[t prepare" | grep -o 'event prepare ok in [0-9]*' | tail -1 | awk '{print $NF}')")
+  GPL+=("$(log_lines "[t prepare" | grep -o 'event prepare ok, [0-9]* step(s) in [0-9]*' | tail -1 | awk '{print $NF}')")
   sleep "$SETTLE"
   gh t release end < /dev/null >/dev/null; GR+=("$GH_MS"); all_back || bad=$((bad + 1))
   GRL+=("$(log_lines "[t release" | grep -o 'event release done in [0-9]*' | tail -1 | awk '{print $NF}')")
