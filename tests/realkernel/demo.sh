@@ -34,7 +34,12 @@ fi
 BIN=${GPUHOOK:-}
 if [ -z "$BIN" ]; then
   for b in build-release build build-tests; do
-    if [ -x "$SRC/$b/hook/gpuhook" ]; then BIN=$SRC/$b/hook/gpuhook; break; fi
+    if [ -x "$SRC/$b/hook/gpuhook" ]; then
+      # Up to date with this tree (an incremental build: nothing to do when it already is).
+      say "== bringing $SRC/$b up to date"
+      cmake --build "$SRC/$b" -j"$(nproc)" --target gpuhook gpuhook-full >/dev/null || exit 1
+      BIN=$SRC/$b/hook/gpuhook; break
+    fi
   done
 fi
 if [ -z "$BIN" ]; then
