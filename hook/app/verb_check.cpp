@@ -5,7 +5,6 @@
 //                functions are hostdevs, managed= agrees with the hook, the sub-vendor override of
 //                NVIDIA laptop GPUs, UEFI firmware, q35.
 // Finding ids are stable and documented (README: setup commands). Exit 1 when one is an error.
-#include <pugixml.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -45,79 +44,8 @@ std::string refusal_id(const Error& e) {
   return "prepare-refused";
 }
 
-// What check needs from the domain beyond DomainInfo: the alias libvirt gives each PCI hostdev,
-// and which alias each sub-vendor property targets.
-struct SubsysProp {
-  std::string alias, name, value, form;  // form: "override" or "commandline"
-};
-struct DomainDetails {
-  std::vector<std::pair<std::string, std::string>> aliases;  // hostdev address -> alias
-  std::vector<SubsysProp> props;
-};
 
-bool local_name_is(const pugi::xml_node& n, const char* local) {
-  std::string_view nm = n.name();
-  auto colon = nm.find(':');
-  return (colon == std::string_view::npos ? nm : nm.substr(colon + 1)) == local;
-}
 
-std::string hostdev_address(const pugi::xml_node& hd) {
-  auto a = hd.child("source").child("address");
-  auto num = [](const char* s, unsigned max, unsigned& out) {
-    if (!s || !*s) return false;
-    char* end = nullptr;
-    unsigned long v = std::strtoul(s, &end, 0);
-    if (*end || v > max) return false;
-    out = static_cast<unsigned>(v);
-    return true;
-  };
-  PciAddress p;
-  const char* dom = a.attribute("domain").value();
-  if (!num(*dom ? dom : "0", 0xffff, p.domain) || !num(a.attribute("bus").value(), 0xff, p.bus) ||
-      !num(a.attribute("slot").value(), 0x1f, p.slot) || !num(a.attribute("function").value(), 7, p.function))
-    return "";
-  return p.str();
-}
-
-// libvirt names hostdevs "hostdevN" in order when the domain starts: interfaces of type hostdev
-// first, then <hostdev> elements; a user alias (<alias name='ua-...'/>) is kept and takes no number.
-DomainDetails domain_details(std::string_view xml) {
-  DomainDetails d;
-  pugi::xml_document doc;
-  if (!doc.load_buffer(xml.data(), xml.size())) return d;
-  auto dom = doc.child("domain");
-  int next = 0;
-  for (auto i : dom.child("devices").children("interface"))
-    if (std::string_view(i.attribute("type").value()) == "hostdev" &&
-        std::string_view(i.child("alias").attribute("name").value()).rfind("ua-", 0) != 0)
-      ++next;
-  for (auto hd : dom.child("devices").children("hostdev")) {
-    std::string user = hd.child("alias").attribute("name").value();
-    std::string alias = user.rfind("ua-", 0) == 0 ? user : "hostdev" + std::to_string(next++);
-    if (std::string_view(hd.attribute("type").value()) == "pci") d.aliases.emplace_back(hostdev_address(hd), alias);
-  }
-  for (auto n : dom.children()) {
-    if (local_name_is(n, "override")) {
-      for (auto dev : n.children())
-        for (auto fe : dev.children())
-          for (auto p : fe.children())
-            d.props.push_back({dev.attribute("alias").value(), p.attribute("name").value(), p.attribute("value").value(), "override"});
-    } else if (local_name_is(n, "commandline")) {
-      std::vector<std::string> args;
-      for (auto a : n.children()) args.push_back(a.attribute("value").value());
-      for (size_t i = 0; i + 1 < args.size(); ++i) {
-        if (args[i] != "-set") continue;
-        const std::string& v = args[i + 1];  // device.<alias>.<property>=<value>
-        auto eq = v.find('=');
-        if (v.rfind("device.", 0) != 0 || eq == std::string::npos) continue;
-        auto dot = v.rfind('.', eq);
-        if (dot == std::string::npos || dot < 7) continue;
-        d.props.push_back({v.substr(7, dot - 7), v.substr(dot + 1, eq - dot - 1), v.substr(eq + 1), "commandline"});
-      }
-    }
-  }
-  return d;
-}
 
 // "pc-q35-7.2" -> 7.2; -1 when it names no version.
 double machine_version(const std::string& m) {
@@ -238,7 +166,7 @@ struct Checker {
                           "show the VM with Looking Glass or a streaming client; the mode itself changes nothing on the host"));
   }
 
-  void domain_side(const Profile* p, const DomainInfo& d, const DomainDetails& dd, const std::optional<DisplayAnalysis>& gpu) {
+  void domain_side(const Profile* p, const DomainInfo& d, const std::optional<DisplayAnalysis>& gpu) {
     if (!inv.xml_file.empty() && !d.name.empty() && d.name != vm)
       add(warning_finding("domain-name", "the domain XML in " + inv.xml_file + " is for domain " + d.name + ", not " + vm,
                           "pass the XML of " + vm + " (virsh dumpxml --inactive " + vm + ")"));
@@ -283,7 +211,7 @@ struct Checker {
                             "start and may re-attach it at stop, before gpuhook's release runs, while gpuhook binds it to "
                             "vfio-pci in prepare and restores it from its journal in release; two owners of one device",
                             "set managed='no' on that <hostdev> (virsh edit " + vm + ")"));
-    subsystem_override(*p, d, dd, *gpu);
+    subsystem_override(*p, d, *gpu);
   }
 
   // NVIDIA laptop GPUs: in the VM the GPU shows the subsystem ids QEMU gives it (often 0000:0000)
@@ -291,17 +219,17 @@ struct Checker {
   // NVIDIA (10de) discrete GPU whose subsystem vendor is not NVIDIA's own, in a machine that is not
   // a desktop (a laptop maker's ids; desktop cards work without). Error on a laptop, warning when
   // the machine's kind is unknown.
-  void subsystem_override(const Profile& p, const DomainInfo& d, const DomainDetails& dd, const DisplayAnalysis& gpu) {
+  void subsystem_override(const Profile& p, const DomainInfo& d, const DisplayAnalysis& gpu) {
     const PciDevice& g = gpu.dev;
     const std::string& sv = g.subsystem_vendor;
     if (g.vendor != "10de" || !gpu.discrete || sv.empty() || sv == "0000" || sv == "10de") return;
     ChassisInfo ch = detect_chassis(app.host.fs);
     if (ch.kind == Chassis::desktop) return;
     std::string alias;
-    for (const auto& [addr, al] : dd.aliases)
-      if (addr == p.gpu_address) alias = al;
-    std::vector<const SubsysProp*> vend, dev;
-    for (const auto& pr : dd.props) {
+    for (const auto& h : d.hostdevs)
+      if (h.address == p.gpu_address) alias = h.alias;
+    std::vector<const QemuProp*> vend, dev;
+    for (const auto& pr : d.qemu_props) {
       if (pr.name == "x-pci-sub-vendor-id") vend.push_back(&pr);
       if (pr.name == "x-pci-sub-device-id") dev.push_back(&pr);
     }
@@ -319,8 +247,8 @@ struct Checker {
            paste});
       return;
     }
-    auto targets = [&](const std::vector<const SubsysProp*>& v) {
-      return std::any_of(v.begin(), v.end(), [&](const SubsysProp* pr) { return pr->alias == alias; });
+    auto targets = [&](const std::vector<const QemuProp*>& v) {
+      return std::any_of(v.begin(), v.end(), [&](const QemuProp* pr) { return pr->alias == alias; });
     };
     if (!alias.empty() && (!targets(vend) || !targets(dev))) {
       add(warning_finding("subsystem-override-alias",
@@ -330,8 +258,8 @@ struct Checker {
                           "'ua-gpu' (`virsh dumpxml " + vm + "` of the running VM shows the aliases)"));
       return;
     }
-    const SubsysProp* v = vend.front();
-    const SubsysProp* w = dev.front();
+    const QemuProp* v = vend.front();
+    const QemuProp* w = dev.front();
     for (auto* x : vend)
       if (x->alias == alias) v = x;
     for (auto* x : dev)
@@ -384,16 +312,13 @@ int verb_check(AppContext& app, const Invocation& inv, std::ostream& out, std::o
   }
 
   std::optional<DomainInfo> dom;
-  DomainDetails details;
   if (auto xml = c.domain_xml()) {
     auto d = parse_domain_xml(*xml);
     if (!d)
       c.add(error_finding("domain-unreadable", "cannot read the domain XML of " + vm + ": " + d.error().message(),
                           "`virsh dumpxml --inactive " + vm + "` should print it; check the file given with --xml"));
-    else {
+    else
       dom = *d;
-      details = domain_details(*xml);
-    }
   }
 
   std::optional<DisplayAnalysis> gpu;
@@ -401,7 +326,7 @@ int verb_check(AppContext& app, const Invocation& inv, std::ostream& out, std::o
     gpu = analyse_display(fs, profile->gpu_address);
     c.host_side(*profile, dom ? &*dom : nullptr, gpu);
   }
-  if (dom) c.domain_side(profile ? &*profile : nullptr, *dom, details, gpu);
+  if (dom) c.domain_side(profile ? &*profile : nullptr, *dom, gpu);
 
   if (inv.json) {
     out << "{\"vm\":" << json_str(vm) << ",\"findings\":";

@@ -48,7 +48,18 @@ Result<DomainInfo> parse_domain_xml(std::string_view xml) {
   std::string loader = os.child_value("loader");
   d.uefi = fw == "efi" || loader.find("OVMF") != std::string::npos || loader.find("edk2") != std::string::npos ||
            std::string(os.child("loader").attribute("type").value()) == "pflash";
+  // libvirt's alias numbering: hostdev interfaces first, then every <hostdev>; user aliases
+  // (ua-...) are kept and take no number.
+  auto user_alias = [](const pugi::xml_node& n) {
+    std::string a = n.child("alias").attribute("name").value();
+    return a.rfind("ua-", 0) == 0 ? a : std::string();
+  };
+  int next = 0;
+  for (auto i : dom.child("devices").children("interface"))
+    if (std::string_view(i.attribute("type").value()) == "hostdev" && user_alias(i).empty()) ++next;
   for (auto hd : dom.child("devices").children("hostdev")) {
+    std::string alias = user_alias(hd);
+    if (alias.empty()) alias = "hostdev" + std::to_string(next++);
     if (std::string_view(hd.attribute("type").value()) != "pci") continue;
     auto a = hd.child("source").child("address");
     unsigned dm = 0, b = 0, s = 0, f = 0;
@@ -63,26 +74,31 @@ Result<DomainInfo> parse_domain_xml(std::string_view xml) {
     h.address = buf;
     std::string_view m = hd.attribute("managed").value();
     h.managed = (m == "yes");
-    h.alias = hd.child("alias").attribute("name").value();
+    h.alias = alias;
     d.hostdevs.push_back(h);
   }
   // <qemu:override><qemu:device alias='hostdev0'><qemu:frontend><qemu:property name=... value=.../>
+  // <qemu:commandline><qemu:arg value='-set'/><qemu:arg value='device.hostdev0.x-pci-sub-vendor-id=5464'/>
   for (pugi::xml_node n : dom.children()) {
     std::string_view nm = n.name();
     if (nm.size() > 9 && nm.substr(nm.size() - 9) == ":override") {
       for (auto dev : n.children())
         for (auto fe : dev.children())
           for (auto p : fe.children())
-            d.qemu_props.emplace_back(p.attribute("name").value(), p.attribute("value").value());
+            d.qemu_props.push_back({dev.attribute("alias").value(), p.attribute("name").value(),
+                                    p.attribute("value").value(), "override"});
     }
     if (nm.size() > 12 && nm.substr(nm.size() - 12) == ":commandline") {
-      // <qemu:arg value='-set'/><qemu:arg value='device.hostdev0.x-pci-sub-vendor-id=5464'/>
-      for (auto arg : n.children()) {
-        std::string v = arg.attribute("value").value();
+      std::vector<std::string> args;
+      for (auto arg : n.children()) args.push_back(arg.attribute("value").value());
+      for (size_t i = 0; i + 1 < args.size(); ++i) {
+        if (args[i] != "-set") continue;
+        const std::string& v = args[i + 1];  // device.<alias>.<property>=<value>
         auto eq = v.find('=');
+        if (v.rfind("device.", 0) != 0 || eq == std::string::npos) continue;
         auto dot = v.rfind('.', eq);
-        if (v.rfind("device.", 0) == 0 && eq != std::string::npos && dot != std::string::npos)
-          d.qemu_props.emplace_back(v.substr(dot + 1, eq - dot - 1), v.substr(eq + 1));
+        if (dot == std::string::npos || dot < 7) continue;
+        d.qemu_props.push_back({v.substr(7, dot - 7), v.substr(dot + 1, eq - dot - 1), v.substr(eq + 1), "commandline"});
       }
     }
   }

@@ -12,7 +12,15 @@ namespace gpuhook {
 struct DomainHostdev {
   std::string address;  // "0000:01:00.0"
   bool managed = false;
-  std::string alias;    // <alias name='hostdev0'/> when libvirt gave one
+  // The alias libvirt gives it when the domain starts: a user alias (<alias name='ua-...'/>) is
+  // kept; otherwise "hostdevN", numbered in order over hostdev interfaces, then <hostdev>s.
+  std::string alias;
+};
+
+// A QEMU device property set through the qemu namespace, e.g. x-pci-sub-vendor-id=5464 for
+// alias hostdev0; form is "override" (<qemu:override>) or "commandline" (-set device.A.P=V).
+struct QemuProp {
+  std::string alias, name, value, form;
 };
 
 struct DomainInfo {
@@ -21,9 +29,8 @@ struct DomainInfo {
   std::vector<DomainHostdev> hostdevs; // type='pci' subsystem hostdevs
   std::string machine;                 // "pc-q35-7.2"
   bool uefi = false;                   // firmware='efi' or an OVMF/edk2 loader
-  // Sub-vendor/sub-device ids set through the qemu namespace (override or commandline -set),
-  // as found: "x-pci-sub-vendor-id" -> "5464".
-  std::vector<std::pair<std::string, std::string>> qemu_props;
+  // Device properties set through the qemu namespace (override or commandline -set), as found.
+  std::vector<QemuProp> qemu_props;
   bool has_qemu_namespace = false;
 };
 

@@ -67,8 +67,11 @@ TEST(Ids, BothXmlFormsAreValidLibvirtDomainXmlAndReadBack) {
     auto d = parse_domain_xml(xml);
     ASSERT_TRUE(d.ok());
     EXPECT_TRUE(d->has_qemu_namespace);
-    std::vector<std::pair<std::string, std::string>> want = {{"x-pci-sub-vendor-id", "5464"}, {"x-pci-sub-device-id", "34128"}};
-    EXPECT_EQ(d->qemu_props, want);
+    std::vector<std::string> want = {std::string("hostdev0 x-pci-sub-vendor-id=5464 ") + form,
+                                     std::string("hostdev0 x-pci-sub-device-id=34128 ") + form};
+    std::vector<std::string> got;
+    for (const auto& q : d->qemu_props) got.push_back(q.alias + " " + q.name + "=" + q.value + " " + q.form);
+    EXPECT_EQ(got, want);
   }
   // The validator does reject what is not libvirt XML, so the check above can fail.
   int bogus = libvirt_validate(domain_with("  <qemu:override><qemu:nonsense/></qemu:override>\n"));
