@@ -17,7 +17,6 @@ Status undo_in(StepContext& ctx, const JournalEntry& e) {
 }
 }  // namespace
 
-Status Engine::undo_entry(const JournalEntry& e) { return undo_in(ctx_, e); }
 
 RunOutcome Engine::apply(StepList& steps, const std::string& phase) {
   RunOutcome out;
@@ -153,7 +152,7 @@ RunOutcome Engine::release() {
     JournalEntry e = j.entries.back();
     Millis t0 = ctx_.host.clock.now_ms();
     if (fault_) fault_("before-undo", e.seq, e.kind);
-    Status u = undo_entry(e);
+    Status u = undo_in(ctx_, e);
     Millis dt = ctx_.host.clock.now_ms() - t0;
     j.entries.pop_back();
     if (u) {

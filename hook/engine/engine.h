@@ -40,7 +40,6 @@ class Engine {
   std::vector<std::string> verify();
 
  private:
-  Status undo_entry(const JournalEntry& e);
   StepContext& ctx_;
   JournalStore& store_;
   FaultHook fault_;
