@@ -80,31 +80,31 @@ int run_phase(AppContext& app, const GlobalConfig& g, Log& log, const Invocation
   Deadline deadline(app.host.clock, profile.timeouts.event_ms);
   const std::string phase = inv.op;
 
-  std::optional<DomainInfo> dom;
-  if (!xml.empty()) {
-    auto d = parse_domain_xml(xml);
-    if (d) dom = *d;
-    else log.warn("domain XML on stdin unreadable (" + d.error().message() + "): managed='no' hostdevs not known");
-  }
-  Plan plan = make_plan(app.host, profile, dom ? &*dom : nullptr, vm);
-  for (const auto& n : plan.notes) log.info("note: " + n);
-  if (!plan.refusals.empty()) {
-    for (const auto& r : plan.refusals) {
-      log.error("refused: " + r.message());
-      if (!r.hint.empty()) log.error("hint: " + r.hint);
+  // start and started: their steps come from the profile; the host was checked at prepare.
+  Plan plan;
+  if (phase != "prepare") {
+    phase_steps(plan, phase) = later_phase_steps(profile, phase);
+  } else {
+    std::optional<DomainInfo> dom;
+    if (!xml.empty()) {
+      auto d = parse_domain_xml(xml);
+      if (d) dom = *d;
+      else log.warn("domain XML on stdin unreadable (" + d.error().message() + "): managed='no' hostdevs not known");
     }
-    if (phase != "prepare") {
-      // The host changed under a running VM; start/started still run what they can.
-      log.warn("the host no longer matches the profile; " + phase + " steps skipped");
-      summary = "skipped, the host no longer matches the profile";
-      return 0;
+    plan = make_plan(app.host, profile, dom ? &*dom : nullptr, vm);
+    for (const auto& n : plan.notes) log.info("note: " + n);
+    if (!plan.refusals.empty()) {
+      for (const auto& r : plan.refusals) {
+        log.error("refused: " + r.message());
+        if (!r.hint.empty()) log.error("hint: " + r.hint);
+      }
+      summary = "refused, nothing changed";
+      err = refusal_text(vm, phase, plan.refusals.front(), false, true, log_path);
+      if (plan.refusals.size() > 1)
+        err.insert(err.find('\n') + 1, "gpuhook: and " + std::to_string(plan.refusals.size() - 1) +
+                                           " more problem(s), see the log\n");
+      return 1;
     }
-    summary = "refused, nothing changed";
-    err = refusal_text(vm, phase, plan.refusals.front(), false, true, log_path);
-    if (plan.refusals.size() > 1)
-      err.insert(err.find('\n') + 1, "gpuhook: and " + std::to_string(plan.refusals.size() - 1) +
-                                         " more problem(s), see the log\n");
-    return 1;
   }
   StepList& steps = phase_steps(plan, phase);
   if (steps.empty()) {

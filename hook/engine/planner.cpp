@@ -58,6 +58,10 @@ bool console_on(Fs& fs, const std::string& addr) {
   return false;
 }
 
+std::unique_ptr<Step> profile_command(const Profile& p, const ProfileCommand& c) {
+  return make_command("command (" + p.path + ":" + std::to_string(c.line) + ")", c.run, c.undo);
+}
+
 }  // namespace
 
 Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std::string& vm) {
@@ -243,15 +247,20 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
   if (p.mode == DisplayMode::command)
     plan.prepare.push_back(make_command("display switch", p.switch_cmd, p.restore_cmd));
   // 11. profile commands, and the later phases
-  for (const auto& c : p.commands) {
-    auto step = make_command("command (" + p.path + ":" + std::to_string(c.line) + ")", c.run, c.undo);
-    if (c.when == "prepare") plan.prepare.push_back(std::move(step));
-    else if (c.when == "start") plan.start.push_back(std::move(step));
-    else plan.started.push_back(std::move(step));
-  }
-  if (p.mode == DisplayMode::ddc)
-    plan.started.insert(plan.started.begin(), make_ddc_input(p.ddc_bus, p.ddc_vm_input, p.ddc_host_input.value_or(-1)));
+  for (const auto& c : p.commands)
+    if (c.when == "prepare") plan.prepare.push_back(profile_command(p, c));
+  plan.start = later_phase_steps(p, "start");
+  plan.started = later_phase_steps(p, "started");
   return plan;
+}
+
+StepList later_phase_steps(const Profile& p, const std::string& phase) {
+  StepList steps;
+  if (phase == "started" && p.mode == DisplayMode::ddc)
+    steps.push_back(make_ddc_input(p.ddc_bus, p.ddc_vm_input, p.ddc_host_input.value_or(-1)));
+  for (const auto& c : p.commands)
+    if (c.when == phase) steps.push_back(profile_command(p, c));
+  return steps;
 }
 
 }  // namespace gpuhook

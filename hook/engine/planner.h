@@ -35,6 +35,10 @@ struct Plan {
 
 Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std::string& vm);
 
+// The steps of the phases after prepare ("start", "started"): they come from the profile alone,
+// so the host is not read again for them.
+StepList later_phase_steps(const Profile& p, const std::string& phase);
+
 // Steps of one phase by name ("prepare", "start", "started").
 StepList& phase_steps(Plan& plan, const std::string& phase);
 

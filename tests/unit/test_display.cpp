@@ -224,6 +224,26 @@ unload_modules = ["nvidia_drm", "nvidia_modeset", "nvidia_uvm", "nvidia"]
   EXPECT_EQ(diff_states(before, t.h.state()), "");
 }
 
+TEST(Ddc, StartedStepsComeFromTheProfileNotFromAFreshLookAtTheHost) {
+  Harness t;
+  build_reference_laptop(t.h);
+  put_profile(t.h, "win11", "[gpu]\naddress = \"0000:01:00.0\"\n[display]\nmode = \"ddc\"\n[display.ddc]\nbus = 4\n"
+                            "vm_input = 0x0f\n[host]\nstop_services = [\"nvidia-persistenced.service\"]\n"
+                            "unload_modules = [\"nvidia_drm\", \"nvidia_modeset\", \"nvidia_uvm\", \"nvidia\"]\n");
+  ASSERT_EQ(t.event("win11", "prepare"), 0) << t.log.text();
+  // A device with a driver shows up in the GPU's group while the VM starts (a prepare now would
+  // refuse): the VM already has the GPU, and its started steps still run.
+  t.h.kernel.add_module({"r8169", {}, "r8169", false, true});
+  t.h.kernel.add_pci({"0000:02:00.0", "10ec", "8168", "1558", "8550", "020000", "r8169", "r8169", 1});
+  size_t reads_before = t.h.runner.calls.size();
+  ASSERT_EQ(t.event("win11", "start"), 0);
+  ASSERT_EQ(t.event("win11", "started"), 0) << t.log.text();
+  EXPECT_EQ(t.h.kernel.monitor_input(4), 0x0f);
+  EXPECT_EQ(t.h.runner.calls.size(), reads_before + 2) << "started ran ddcutil getvcp and setvcp, nothing else";
+  t.stop_vm("win11");
+  EXPECT_EQ(t.h.kernel.monitor_input(4), 0x11);
+}
+
 TEST(Command, SwitchAndRestoreRunWithDeadlinesAndAFailureRollsBack) {
   Harness t;
   build_reference_laptop(t.h);
