@@ -16,6 +16,16 @@ struct Error {
   std::string hint;    // "stop the processes that use the card (gpuhook plan <vm>)"
   int code = 0;        // errno when it came from the system, else 0
   bool timed_out = false;
+  // A guarded write (Fs::write_guarded) whose child was still in the kernel at the deadline: the
+  // write may still happen later. Callers must check the real state, never assume it did not.
+  bool may_complete = false;
+  // Undo only: the kernel made the previous state impossible to bring back until reboot (the
+  // firmware framebuffer's platform device was unregistered, a vtconsole vanished with its
+  // framebuffer). Not a failure to retry: the engine logs one warning with `hint` and drops the step.
+  bool gone = false;
+  // Stable identifier of the kind of problem ("gpu-not-isolated", "holders", ...), for `check`
+  // and --json: code maps by id, never by matching the English text. Empty when none applies.
+  std::string id;
 
   std::string message() const {
     std::string m = what;
