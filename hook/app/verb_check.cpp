@@ -16,7 +16,7 @@
 #include "app/libvirt_dl.h"
 #include "app/verbs.h"
 #include "domain/domain_xml.h"
-#include "engine/planner.h"
+#include "plan/planner.h"
 #include "steps/steps.h"
 #include "sysinfo/gpus.h"
 #include "sysinfo/kmod.h"

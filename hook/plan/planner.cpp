@@ -1,4 +1,4 @@
-#include "engine/planner.h"
+#include "plan/planner.h"
 
 #include <algorithm>
 
