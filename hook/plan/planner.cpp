@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "steps/steps.h"
+#include "sysinfo/kmod.h"
 #include "sysinfo/mux.h"
 #include "sysinfo/pci.h"
 
@@ -29,8 +30,9 @@ bool is_fb_console(Fs& fs, const std::string& vt) {
   return name.find("frame buffer") != std::string::npos;
 }
 
-bool module_builtin(Fs& fs, const std::string& m) {
+bool module_builtin(Fs& fs, const std::string& name) {
   // Built-in modules have no initstate; they may have /sys/module/<m> (with parameters) or not.
+  std::string m = module_name(name);
   return fs.is_dir("/sys/module/" + m) && !fs.exists("/sys/module/" + m + "/initstate");
 }
 
@@ -227,11 +229,11 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
       plan.notes.push_back("module " + m + " is built into the kernel and cannot be unloaded; the unbind does its job");
       continue;
     }
-    if (read_attr(fs, "/sys/module/" + m + "/initstate") != "live") {
+    if (read_attr(fs, "/sys/module/" + module_name(m) + "/initstate") != "live") {
       plan.notes.push_back("module " + m + " is not loaded: nothing to unload");
       continue;
     }
-    plan.prepare.push_back(make_module_unload(m));
+    plan.prepare.push_back(make_module_unload(module_name(m)));
   }
   // 8. vfio-pci
   if (!fs.is_dir(std::string(kPciDrivers) + "/vfio-pci"))
