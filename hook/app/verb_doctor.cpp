@@ -7,6 +7,7 @@
 #include "app/findings.h"
 #include "app/verbs.h"
 #include "sysinfo/gpus.h"
+#include "sysinfo/guides.h"
 #include "sysinfo/iommu.h"
 #include "sysinfo/kmod.h"
 #include "sysinfo/machine.h"
@@ -167,6 +168,20 @@ void mux_findings(Report& r) {
                                       "or with Looking Glass"));
 }
 
+// What the passthrough guides leave behind: kernel options, static vfio-pci ids, reset health.
+void guide_findings(Report& r, Fs& fs) {
+  auto add = [&](const std::vector<Issue>& v) {
+    for (const auto& i : v) r.findings.push_back({i.id, i.severity, i.message, i.fix});
+  };
+  add(cmdline_issues(r.iommu));
+  std::vector<std::vector<std::string>> cards;
+  for (const auto& d : r.displays)
+    if (d.discrete) cards.push_back(d.functions);
+  add(vfio_ids_issues(fs, cards, {}));
+  for (const auto& d : r.displays)
+    if (d.discrete) add(reset_issues(fs, d.dev));
+}
+
 Report build_report(Fs& fs) {
   Report r;
   r.iommu = detect_iommu(fs);
@@ -178,6 +193,7 @@ Report build_report(Fs& fs) {
   vfio_findings(r);
   gpu_findings(r);
   mux_findings(r);
+  guide_findings(r, fs);
   return r;
 }
 

@@ -95,7 +95,6 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
     return plan;
   }
   plan.group = *gdev->iommu_group;
-  auto gaddr = *PciAddress::parse(gpu);
 
   // Devices that go to vfio-pci: the functions of the card (its slot, and every endpoint below
   // its own PCIe switch, in whatever IOMMU group: sysinfo/gpus.h card_of), those listed in

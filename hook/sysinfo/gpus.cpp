@@ -134,6 +134,8 @@ DisplayAnalysis analyse(Fs& fs, PciSysfs& pci, const PciDevice& d, const std::ve
 
 }  // namespace
 
+int bridges_above_device(Fs& fs, const std::string& address) { return bridges_above(fs, address); }
+
 bool blocks_group(const PciDevice& d) {
   if (d.is_pci_bridge()) return false;
   if (!d.driver.empty()) return true;

@@ -77,6 +77,9 @@ struct DisplayAnalysis {
   std::string outputs_text;             // what its class says, one sentence
 };
 
+// Bridges between the device and its root bus (0: on the root bus), -1 when unknown.
+int bridges_above_device(Fs& fs, const std::string& address);
+
 // Every display-class device, sorted by address.
 std::vector<DisplayAnalysis> analyse_displays(Fs& fs);
 // One device (any class); nullopt when it does not exist.
