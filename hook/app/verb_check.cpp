@@ -57,11 +57,13 @@ struct Checker {
   const Invocation& inv;
   std::string vm;
   std::vector<Finding> f;
+  const std::string* xml_text = nullptr;  // the domain XML given by the caller (setup)
 
   void add(Finding x) { f.push_back(std::move(x)); }
 
   // The domain XML from --xml or libvirt; nullopt (and a finding) when unreadable.
   std::optional<std::string> domain_xml() {
+    if (xml_text) return *xml_text;
     if (!inv.xml_file.empty()) {
       std::ifstream in(inv.xml_file, std::ios::binary);
       if (!in) {
@@ -340,12 +342,16 @@ struct Checker {
 }  // namespace
 
 int verb_check(AppContext& app, const Invocation& inv, std::ostream& out, std::ostream& err) {
+  return run_check(app, inv, nullptr, out, err);
+}
+
+int run_check(AppContext& app, const Invocation& inv, const std::string* xml_text, std::ostream& out, std::ostream& err) {
   const std::string& vm = inv.args[0];
   if (auto why = vm_name_problem(vm); !why.empty()) {
     err << "gpuhook: refusing VM name: " << why << "\n";
     return 2;
   }
-  Checker c{app, inv, vm, {}};
+  Checker c{app, inv, vm, {}, xml_text};
   Fs& fs = app.host.fs;
 
   std::optional<Profile> profile;
@@ -397,7 +403,7 @@ int verb_check(AppContext& app, const Invocation& inv, std::ostream& out, std::o
     out << "}\n";
   } else {
     out << "Check of VM " << vm << ": profile " << profile_path(vm) << ", domain from "
-        << (inv.xml_file.empty() ? "libvirt" + (inv.connect.empty() ? std::string() : " at " + inv.connect) : inv.xml_file)
+        << (xml_text ? std::string("libvirt, as setup left it") : inv.xml_file.empty() ? "libvirt" + (inv.connect.empty() ? std::string() : " at " + inv.connect) : inv.xml_file)
         << "\n";
     if (c.f.empty()) out << "  no problems found\n";
     print_findings_human(out, c.f);

@@ -41,6 +41,7 @@ int run_verb(AppContext& app, const Invocation& inv, std::ostream& out, std::ost
   if (v == "groups") return verb_groups(app, inv, out, err);
   if (v == "ids") return verb_ids(app, inv, out, err);
   if (v == "check") return verb_check(app, inv, out, err);
+  if (v == "setup") return verb_setup(app, inv, out, err);
   if (v == "plan") return verb_plan(app, inv, out, err);
   if (v == "status") return verb_status(app, inv, out, err);
   if (v == "restore") return verb_restore(app, inv, out, err);
