@@ -220,7 +220,7 @@ int run_setup(AppContext& app, const Invocation& inv, DomainStore& store, bool t
       err << "gpuhook: setup: --gpu " << inv.gpu << " is not a display device of this host; `gpuhook doctor` lists them\n";
       return 1;
     }
-    if (!found->discrete || !found->isolated) {
+    if (!found->bmc.empty() || !found->isolated) {
       err << "gpuhook: setup: --gpu " << name_of(*found) << " cannot be given to a VM cleanly: " << why_not(*found) << "\n"
           << "gpuhook: what to do: `gpuhook doctor` shows what blocks it; setup never gives a VM devices other than the card's "
              "(list them in [gpu] also by hand if the host can spare them)\n";
@@ -228,6 +228,9 @@ int run_setup(AppContext& app, const Invocation& inv, DomainStore& store, bool t
     }
     c.gpu = found;
     c.gpu_reason = "it was asked for (--gpu)";
+    if (!found->discrete)
+      out << "note: doctor calls " << found->dev.address << " integrated (" << found->placement_reason
+          << "); it is passed as asked, with the functions of its slot\n";
   } else {
     std::vector<const DisplayAnalysis*> clean;
     for (const auto& d : displays)
