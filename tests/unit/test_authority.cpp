@@ -292,3 +292,72 @@ TEST(Authority, RestoreWorksWithoutAProfileAndWithABrokenGlobalConfig) {
 
 }  // namespace
 }  // namespace gpuhook
+
+namespace gpuhook {
+namespace {
+
+// A desktop with two NVIDIA cards: the host's desktop on 0000:02:00.0 (/dev/nvidia1 open by its
+// Xorg, nvidiactl too), the guest's card 0000:01:00.0. Before: every /dev/nvidia* counted as a
+// holder of any NVIDIA GPU, so prepare always refused, or with `terminate` killed the host's own
+// display server. Now only the guest card's own node counts (its minor read from
+// /proc/driver/nvidia/gpus/<address>/information); nvidiactl only when NVIDIA's modules go.
+struct TwoNvidia : test::Harness {
+  TwoNvidia() {
+    build_reference_laptop(h);
+    h.fs.put_dir("/sys/devices/pci0000:00/0000:00:03.0");
+    h.kernel.add_bridge("0000:00:03.0", 2);
+    h.kernel.add_pci({"0000:02:00.0", "10de", "2484", "10de", "146b", "030000", "nvidia", "nvidia", 2, false,
+                      "/sys/devices/pci0000:00/0000:00:03.0"});
+    h.kernel.add_process({1400, "Xorg", {"/dev/nvidiactl", "/dev/nvidia1"}, false, ""});
+  }
+};
+
+TEST(Holders, AnotherNvidiaCardsDesktopIsNeitherAReasonToRefuseNorTerminated) {
+  TwoNvidia t;
+  ASSERT_EQ(read_attr(t.h.fs, "/proc/driver/nvidia/gpus/0000:02:00.0/information").empty(), false);
+  put_profile(t.h, "win11", "[gpu]\naddress = \"0000:01:00.0\"\n[host]\nstop_services = [\"nvidia-persistenced.service\"]\n");
+  std::string err;
+  ASSERT_EQ(t.event("win11", "prepare", &err), 0) << err << t.log.text();
+  EXPECT_EQ(t.h.kernel.driver_of("0000:01:00.0"), "vfio-pci");
+  EXPECT_EQ(t.h.kernel.driver_of("0000:02:00.0"), "nvidia");
+  EXPECT_TRUE(t.h.kernel.process_alive(1400));
+  EXPECT_EQ(t.event("win11", "release"), 0);
+  EXPECT_EQ(t.h.kernel.driver_of("0000:01:00.0"), "nvidia");
+
+  put_profile(t.h, "win11", "[gpu]\naddress = \"0000:01:00.0\"\n[host]\nstop_services = [\"nvidia-persistenced.service\"]\n"
+                            "holders = \"terminate\"\n");
+  ASSERT_EQ(t.event("win11", "prepare", &err), 0) << err << t.log.text();
+  EXPECT_TRUE(t.h.kernel.process_alive(1400)) << "the host's Xorg on the other card is never signalled";
+  EXPECT_EQ(t.event("win11", "release"), 0);
+}
+
+TEST(Holders, TheGuestCardsOwnNodeIsAHolder) {
+  TwoNvidia t;
+  t.h.kernel.add_process({1500, "cuda-app", {"/dev/nvidia0"}, false, ""});
+  put_profile(t.h, "win11", "[gpu]\naddress = \"0000:01:00.0\"\n");
+  auto before = t.h.state();
+  std::string err;
+  EXPECT_EQ(t.event("win11", "prepare", &err), 1);
+  EXPECT_NE(err.find("cuda-app (1500) holds /dev/nvidia0"), std::string::npos) << err;
+  EXPECT_EQ(err.find("Xorg"), std::string::npos) << err;
+  EXPECT_EQ(diff_states(before, t.h.state()), "");
+}
+
+// A module to unload that another loaded module uses, which the profile does not unload:
+// `modprobe -r` would fail after the desktop had stopped. Refused before any change.
+TEST(Modules, AModuleUsedByAModuleTheProfileKeepsIsRefusedBeforeAnyChange) {
+  test::Harness t;
+  build_reference_laptop(t.h);
+  t.h.fs.put_dir("/sys/module/nvidia/holders/nvidia_peermem");
+  put_profile(t.h, "win11", test::kLaptopProfile);
+  auto before = t.h.state();
+  std::string err;
+  EXPECT_EQ(t.event("win11", "prepare", &err), 1);
+  EXPECT_NE(err.find("module nvidia in [host] unload_modules is used by module nvidia_peermem"), std::string::npos) << err;
+  EXPECT_NE(err.find("nothing on the host was changed"), std::string::npos) << err;
+  EXPECT_TRUE(t.h.kernel.unit_active("nvidia-persistenced.service"));
+  EXPECT_EQ(diff_states(before, t.h.state()), "");
+}
+
+}  // namespace
+}  // namespace gpuhook
