@@ -297,12 +297,13 @@ RunOutcome Engine::release() {
   // order: an older undo may depend on a newer one (vfio-pci is only unloaded once no function is
   // on it; the GPU only finds its driver again when its module is loaded after its unbind).
   // Undo is idempotent, so replaying a step that was undone is safe.
-  std::vector<JournalEntry> kept;
+  std::vector<JournalEntry> kept, undone;
   while (!j.entries.empty()) {
     JournalEntry e = j.entries.back();
     Millis t0 = ctx_.host.clock.now_ms();
     if (fault_) fault_("before-undo", e.seq, e.kind);
     Status u = undo_one(ctx_, e);
+    if (u) undone.push_back(e);
     bool pending = writer_alive(e);
     Millis dt = ctx_.host.clock.now_ms() - t0;
     j.entries.pop_back();
@@ -342,6 +343,32 @@ RunOutcome Engine::release() {
     rest.problems.clear();
     if (rest.entries.empty() && rest.damaged.empty()) (void)store_.remove(ctx_.vm);
     else (void)store_.save(rest);
+  }
+  // Verification: everything was undone; is the host back as the journal says it was? Oldest
+  // step first (the services, which wait for the drivers, come after them in the list).
+  if (out.ok && kept.empty()) {
+    out.verified = true;
+    for (auto it = undone.rbegin(); it != undone.rend(); ++it) {
+      auto k = kinds_.find(it->kind);
+      if (k == kinds_.end() || !k->second.restored) continue;
+      std::string d;
+      Status s = guarded("checking step " + std::to_string(it->seq), [&] {
+        d = k->second.restored(ctx_, it->fields);
+        return Status::success();
+      });
+      if (!s) d = s.error().message();
+      if (!d.empty()) out.not_back.push_back(d);
+    }
+    for (const auto& d : out.not_back) ctx_.log.warn("release check: NOT BACK: " + d);
+    if (out.not_back.empty()) {
+      ctx_.log.info("release check: the host is back as the journal says it was");
+      (void)ctx_.host.fs.remove(report_path(ctx_.vm));
+    } else {
+      std::string text = "# gpuhook: what the last release of " + ctx_.vm + " found not back (" +
+                         ctx_.host.clock.wall_time() + "); removed by the next clean release\n";
+      for (const auto& d : out.not_back) text += d + "\n";
+      (void)ctx_.host.fs.write_atomic(report_path(ctx_.vm), text, 0600);
+    }
   }
   return out;
 }

@@ -422,6 +422,20 @@ RunResult FakeKernel::systemctl(const std::vector<std::string>& a) {
     return r;
   }
   const std::string& verb = a[1];
+  if (verb == "show") {
+    // `systemctl show -p MainPID --value UNIT`: the unit's first process while active, else 0.
+    if (a.size() != 6 || a[2] != "-p" || a[3] != "MainPID" || a[4] != "--value") {
+      r.exit_code = 1;
+      return r;
+    }
+    const std::string& u = a[5];
+    int pid = 0;
+    if (units_.count(u) && units_[u] && !unit_procs_[u].empty() && procs_.count(unit_procs_[u].front().pid))
+      pid = unit_procs_[u].front().pid;
+    r.out = std::to_string(pid) + "\n";
+    r.exit_code = 0;
+    return r;
+  }
   const std::string& unit = a[2];
   bool known = units_.count(unit) > 0;
   if (verb == "is-active") {

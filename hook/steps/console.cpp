@@ -36,6 +36,21 @@ Status undo_vtcon(StepContext& ctx, const Record& rec) {
   return ctx.host.fs.write(p, "1");
 }
 
+// After release: when a frame buffer console exists again (a DRM driver with fbdev emulation
+// bound the GPU), it is bound; found by name, its number may have changed.
+std::string restored_vtcon(StepContext& ctx, const Record& rec) {
+  if (field(rec, "was_bound") != "1") return "";
+  auto l = ctx.host.fs.list("/sys/class/vtconsole");
+  if (!l) return "";
+  for (const auto& vt : *l) {
+    std::string base = "/sys/class/vtconsole/" + vt;
+    if (read_attr(ctx.host.fs, base + "/name").find("frame buffer") == std::string::npos) continue;
+    if (read_attr(ctx.host.fs, base + "/bind") != "1")
+      return "the frame buffer console " + vt + " is not bound (echo 1 > " + base + "/bind)";
+  }
+  return "";
+}
+
 class FbRelease : public Step {
  public:
   FbRelease(std::string dev, std::string drv) : dev_(std::move(dev)), drv_(std::move(drv)) {}
@@ -73,7 +88,7 @@ std::unique_ptr<Step> make_vtcon_unbind(const std::string& vt) { return std::mak
 std::unique_ptr<Step> make_fb_release(const std::string& d, const std::string& drv) {
   return std::make_unique<FbRelease>(d, drv);
 }
-StepKindInfo vtcon_kind() { return {undo_vtcon, {}}; }
+StepKindInfo vtcon_kind() { return {undo_vtcon, {}, restored_vtcon}; }
 StepKindInfo fb_kind() { return {undo_fb, {}}; }
 
 }  // namespace gpuhook

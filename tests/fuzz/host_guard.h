@@ -64,9 +64,12 @@ struct SafetyPolicy {
       return "";
     }
     if (p == "systemctl") {
-      if (a.size() != 3 || (a[1] != "is-active" && a[1] != "stop" && a[1] != "start"))
+      // systemctl is-active|stop|start UNIT, or systemctl show -p MainPID --value UNIT (release's check)
+      bool show = a.size() == 6 && a[1] == "show" && a[2] == "-p" && a[3] == "MainPID" && a[4] == "--value";
+      if (!show && (a.size() != 3 || (a[1] != "is-active" && a[1] != "stop" && a[1] != "start")))
         return "systemctl with unexpected arguments: " + format_argv(a);
-      if (a[2].empty() || a[2][0] == '-' || a[2].find('/') != std::string::npos)
+      const std::string& u = a.back();
+      if (u.empty() || u[0] == '-' || u.find('/') != std::string::npos)
         return "systemctl on a unit name that is an option or a path: " + format_argv(a);
       return "";
     }

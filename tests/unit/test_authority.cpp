@@ -361,3 +361,57 @@ TEST(Modules, AModuleUsedByAModuleTheProfileKeepsIsRefusedBeforeAnyChange) {
 
 }  // namespace
 }  // namespace gpuhook
+
+namespace gpuhook {
+namespace {
+
+// Release verifies that the host came back: each function on its driver with its DRM nodes,
+// each stopped unit running with a live main process, the frame buffer console bound. A clean
+// release says so; one that left the host different says what and what to run, in the log and in
+// `gpuhook status`, until a clean release clears it.
+TEST(ReleaseCheck, ACleanReleaseSaysTheHostIsBack) {
+  test::Harness t;
+  build_single_gpu_desktop(t.h);
+  put_profile(t.h, "win11", "[gpu]\naddress = \"0000:0b:00.0\"\n[display]\nmode = \"takeover\"\n[host]\nholders = \"terminate\"\n");
+  ASSERT_EQ(t.event("win11", "prepare"), 0) << t.log.text();
+  ASSERT_EQ(t.event("win11", "release"), 0);
+  EXPECT_TRUE(t.log.contains("release check: the host is back as the journal says it was")) << t.log.text();
+  EXPECT_FALSE(t.h.fs.exists("/run/gpuhook/win11.release"));
+}
+
+TEST(ReleaseCheck, ADisplayManagerWhoseServerDiesOnStartIsReportedInTheLogAndStatus) {
+  test::Harness t;
+  build_single_gpu_desktop(t.h);
+  put_profile(t.h, "win11", "[gpu]\naddress = \"0000:0b:00.0\"\n[display]\nmode = \"takeover\"\n[host]\nholders = \"terminate\"\n");
+  ASSERT_EQ(t.event("win11", "prepare"), 0) << t.log.text();
+  // The display server starts with the unit and dies at once (the classic black screen).
+  auto systemctl = t.h.runner.programs["systemctl"];
+  t.h.runner.programs["systemctl"] = [&, systemctl](const std::vector<std::string>& a, const Deadline& d) {
+    RunResult r = systemctl(a, d);
+    if (a.size() == 3 && a[1] == "start" && a[2] == "display-manager.service") t.h.kernel.kill(1000, 9);
+    return r;
+  };
+  ASSERT_EQ(t.event("win11", "release"), 0);
+  EXPECT_TRUE(t.log.contains("release check: NOT BACK: display-manager.service is active but its main process is gone"))
+      << t.log.text();
+  EXPECT_FALSE(t.h.fs.exists("/run/gpuhook/win11.journal")) << "every undo worked: nothing to replay";
+  ASSERT_TRUE(t.h.fs.exists("/run/gpuhook/win11.release"));
+  AppContext app = t.app();
+  Invocation inv;
+  inv.kind = Invocation::Kind::verb;
+  inv.verb = "status";
+  std::ostringstream out, err;
+  EXPECT_EQ(run_verb(app, inv, out, err), 1);
+  EXPECT_NE(out.str().find("after the last release, NOT BACK: display-manager.service is active but its main process is "
+                           "gone: `systemctl status display-manager.service`"),
+            std::string::npos)
+      << out.str();
+  // The next clean cycle clears it.
+  t.h.runner.programs["systemctl"] = systemctl;
+  ASSERT_EQ(t.event("win11", "prepare"), 0) << t.log.text();
+  ASSERT_EQ(t.event("win11", "release"), 0);
+  EXPECT_FALSE(t.h.fs.exists("/run/gpuhook/win11.release"));
+}
+
+}  // namespace
+}  // namespace gpuhook
