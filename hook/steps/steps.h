@@ -57,6 +57,7 @@ struct Holder {
   std::string name;
   std::string node;
   std::string address;
+  std::string start_time;  // start_time_of(pid) when seen: signals reach this process, never a pid reuser
 };
 std::vector<std::string> device_nodes_of(Fs& fs, const std::string& address, bool include_nvidia);
 std::vector<Holder> find_holders(Fs& fs, const std::vector<std::pair<std::string, std::string>>& nodes, int self_pid);
