@@ -19,7 +19,9 @@ class VtconUnbind : public Step {
   }
   Status apply(StepContext& ctx, const Record& rec) override {
     if (field(rec, "was_bound") != "1") return Status::success();
-    return ctx.host.fs.write("/sys/class/vtconsole/" + vt_ + "/bind", "0");
+    // The console layer takes the console lock and calls into fbcon: guarded.
+    return ctx.host.fs.write_guarded("/sys/class/vtconsole/" + vt_ + "/bind", "0",
+                                     ctx.deadline.sub(ctx.timeouts.unbind_ms));
   }
 
  private:
@@ -33,7 +35,7 @@ Status undo_vtcon(StepContext& ctx, const Record& rec) {
   if (field(rec, "was_bound") != "1" || !safe_name(vt)) return Status::success();
   std::string p = "/sys/class/vtconsole/" + vt + "/bind";
   if (read_attr(ctx.host.fs, p) == "1") return Status::success();
-  return ctx.host.fs.write(p, "1");
+  return ctx.host.fs.write_guarded(p, "1", ctx.deadline.sub(ctx.timeouts.unbind_ms));
 }
 
 class FbRelease : public Step {
