@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <linux/openat2.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -42,9 +43,42 @@ RealFs::RealFs(std::string root) {
 
 std::string RealFs::host_path(const std::string& path) const { return root_ + path; }
 
+// Under a root (--root) every link is resolved inside it, absolute targets and ".." included, as
+// in a chroot (openat2 RESOLVE_IN_ROOT): the "/sys/devices/..." link of a captured tree stays in
+// the tree. On the live root ("/") a plain open. -1 and errno on failure.
+int RealFs::open_path(const std::string& path, int flags) const {
+  if (root_.empty()) return ::open(path.c_str(), flags | O_CLOEXEC);
+  int rfd = ::open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rfd < 0) return -1;
+  open_how how{};
+  how.flags = static_cast<unsigned long long>(flags | O_CLOEXEC);
+  how.resolve = RESOLVE_IN_ROOT;
+  int fd = static_cast<int>(::syscall(SYS_openat2, rfd, path.c_str(), &how, sizeof how));
+  int e = errno;
+  ::close(rfd);
+  errno = e;
+  return fd;
+}
+
+// The host path of `path` with every link resolved (inside the root), "" and errno on failure.
+std::string RealFs::resolved_host_path(const std::string& path) const {
+  if (root_.empty()) {
+    char buf[PATH_MAX];
+    return ::realpath(path.c_str(), buf) ? std::string(buf) : std::string();
+  }
+  int fd = open_path(path, O_PATH);
+  if (fd < 0) return "";
+  char buf[PATH_MAX];
+  std::string link = "/proc/self/fd/" + std::to_string(fd);
+  ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+  int e = errno;
+  ::close(fd);
+  errno = e;
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
 Result<std::string> RealFs::read(const std::string& path) {
-  std::string p = host_path(path);
-  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  int fd = open_path(path, O_RDONLY | O_NONBLOCK);
   if (fd < 0) return sys_error("cannot read " + path, path, errno);
   std::string out;
   char buf[8192];
@@ -65,8 +99,8 @@ Result<std::string> RealFs::read(const std::string& path) {
 }
 
 Status RealFs::write(const std::string& path, std::string_view data) {
-  std::string p = host_path(path);
-  int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY);
+  // O_TRUNC as the shell's `>`: a regular file holds exactly `data` (sysfs and procfs ignore it).
+  int fd = open_path(path, O_WRONLY | O_TRUNC | O_NOCTTY);
   if (fd < 0) return sys_error("cannot write " + path, path, errno);
   ssize_t n;
   do n = ::write(fd, data.data(), data.size()); while (n < 0 && errno == EINTR);
@@ -117,7 +151,9 @@ Status RealFs::write_guarded(const std::string& path, std::string_view data, con
     e.timed_out = true;
     return e;
   }
-  std::string p = host_path(path);
+  // The child opens by host path with every link already resolved (inside the root).
+  std::string p = resolved_host_path(path);
+  if (p.empty()) return sys_error("cannot write '" + trim(data) + "' to " + path, path, errno);
   std::string buf(data);
   long slow_ms = slow_write_ms(path);
   rlimit rl{};
@@ -141,7 +177,7 @@ Status RealFs::write_guarded(const std::string& path, std::string_view data, con
       while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {
       }
     }
-    int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = ::open(p.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) ::_exit(errno & 0xff);
     ssize_t n;
     do n = ::write(fd, buf.data(), buf.size()); while (n < 0 && errno == EINTR);
@@ -182,8 +218,7 @@ Status RealFs::write_guarded(const std::string& path, std::string_view data, con
 }
 
 Result<OpenedFile> RealFs::read_nofollow(const std::string& path) {
-  std::string p = host_path(path);
-  int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  int fd = open_path(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     int e = errno;
     Error err = sys_error("cannot read " + path, path, e);
@@ -226,28 +261,45 @@ Result<OpenedFile> RealFs::read_nofollow(const std::string& path) {
 }
 
 Result<std::string> RealFs::readlink(const std::string& path) {
-  std::string p = host_path(path);
   char buf[PATH_MAX];
-  ssize_t n = ::readlink(p.c_str(), buf, sizeof buf - 1);
+  ssize_t n;
+  if (root_.empty()) {
+    n = ::readlink(path.c_str(), buf, sizeof buf - 1);
+  } else {
+    int fd = open_path(path, O_PATH | O_NOFOLLOW);
+    if (fd < 0) return sys_error("cannot read link " + path, path, errno);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISLNK(st.st_mode)) {
+      ::close(fd);
+      return sys_error("cannot read link " + path, path, EINVAL);
+    }
+    n = ::readlinkat(fd, "", buf, sizeof buf - 1);
+    int e = errno;
+    ::close(fd);
+    errno = e;
+  }
   if (n < 0) return sys_error("cannot read link " + path, path, errno);
   return std::string(buf, static_cast<size_t>(n));
 }
 
 Result<std::string> RealFs::canonical(const std::string& path) {
-  std::string p = host_path(path);
-  char buf[PATH_MAX];
-  if (!::realpath(p.c_str(), buf)) return sys_error("cannot resolve " + path, path, errno);
-  std::string r = buf;
-  // Absolute links inside a captured tree point at host paths; strip the root back off.
+  std::string r = resolved_host_path(path);
+  if (r.empty()) return sys_error("cannot resolve " + path, path, errno);
+  // Resolved inside the root: strip it back off.
   if (!root_.empty() && r.compare(0, root_.size(), root_) == 0) r = r.substr(root_.size());
   if (r.empty()) r = "/";
   return r;
 }
 
 Result<std::vector<std::string>> RealFs::list(const std::string& path) {
-  std::string p = host_path(path);
-  DIR* d = ::opendir(p.c_str());
-  if (!d) return sys_error("cannot list " + path, path, errno);
+  int fd = open_path(path, O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return sys_error("cannot list " + path, path, errno);
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    int e = errno;
+    ::close(fd);
+    return sys_error("cannot list " + path, path, e);
+  }
   std::vector<std::string> names;
   while (dirent* e = ::readdir(d)) {
     std::string n = e->d_name;
@@ -259,10 +311,16 @@ Result<std::vector<std::string>> RealFs::list(const std::string& path) {
 }
 
 FileInfo RealFs::stat(const std::string& path, bool follow) {
-  std::string p = host_path(path);
   struct stat st {};
   FileInfo fi;
-  int r = follow ? ::stat(p.c_str(), &st) : ::lstat(p.c_str(), &st);
+  int r;
+  if (root_.empty()) {
+    r = follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st);
+  } else {
+    int fd = open_path(path, O_PATH | (follow ? 0 : O_NOFOLLOW));
+    r = fd < 0 ? -1 : ::fstat(fd, &st);
+    if (fd >= 0) ::close(fd);
+  }
   if (r != 0) return fi;
   if (S_ISREG(st.st_mode)) fi.type = FileType::regular;
   else if (S_ISDIR(st.st_mode)) fi.type = FileType::directory;

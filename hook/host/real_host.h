@@ -26,6 +26,10 @@ class RealFs : public Fs {
   std::string host_path(const std::string& path) const;  // root + path
 
  private:
+  int open_path(const std::string& path, int flags) const;
+  std::string resolved_host_path(const std::string& path) const;
+
+ private:
   std::string root_;  // without trailing slash; "" for "/"
 };
 
