@@ -104,7 +104,7 @@ Result<OpenedFile> FakeFs::read_nofollow(const std::string& path) {
     return e;
   }
   OpenedFile f;
-  f.info = stat(r, false);
+  f.info = FakeFs::stat(r, false);  // the node itself, as fstat of the descriptor
   if (it->second.type != FileType::regular) {
     Error e = sys_error("cannot read " + path, path, EINVAL);
     e.why = path + " is not a regular file";
