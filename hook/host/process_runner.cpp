@@ -6,6 +6,7 @@
 // already expired starts nothing (timed_out).
 #define BOOST_PROCESS_USE_STD_FS 1
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 // Boost 1.81's process/v2/detail/config.hpp uses boost::optional and <type_traits> without
@@ -48,19 +49,24 @@ class ProcessRunner : public Runner {
   bool has_program(const std::string& name) override { return !find(name).empty(); }
 
  private:
+  // A regular file we may execute (access() alone says yes to a directory).
+  static bool executable(const std::string& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0;
+  }
   Result<RunResult> run_checked(const std::vector<std::string>& argv, const Deadline& d);
   static std::filesystem::path find(const std::string& name) {
     if (name.empty()) return {};
     // A path must be absolute: never relative to whatever directory the hook runs in.
     if (name.find('/') != std::string::npos)
-      return name[0] == '/' && ::access(name.c_str(), X_OK) == 0 ? std::filesystem::path(name) : std::filesystem::path();
+      return name[0] == '/' && executable(name) ? std::filesystem::path(name) : std::filesystem::path();
     std::string_view path = kPath;
     while (!path.empty()) {
       auto c = path.find(':');
       std::string dir(path.substr(0, c));
       path = c == std::string_view::npos ? std::string_view() : path.substr(c + 1);
       std::string cand = dir + "/" + name;
-      if (::access(cand.c_str(), X_OK) == 0) return cand;
+      if (executable(cand)) return cand;
     }
     return {};
   }

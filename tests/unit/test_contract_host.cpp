@@ -584,6 +584,9 @@ TEST(RealRunnerContract, AProgramThatCannotBeExecutedIsAnErrorNeverAnException) 
   ::chmod(not_exec.c_str(), 0644);
   RealClock c;
   auto r = make_process_runner();
+  EXPECT_FALSE(r->has_program(dir)) << "a directory is not a program";
+  EXPECT_FALSE(r->has_program(not_exec));
+  EXPECT_TRUE(r->has_program("/bin/sh"));
   for (const auto& p : {script, bad_interp, dir, not_exec}) {
     Result<RunResult> res = RunResult{};
     EXPECT_NO_THROW(res = r->run({p, "arg"}, Deadline(c, 5000))) << p;
@@ -647,10 +650,15 @@ TEST(RealLockerContract, ALockHeldByAnotherProcessTimesOutUntilThatProcessExits)
   ASSERT_EQ(::read(go[0], &b, 1), 1);
   ::close(go[0]);
   ASSERT_EQ(b, 'y');
-  EXPECT_EQ(try_lock_in_child(t.dir.string(), "/vm.lock", 200), 7) << "held by the other process";
+  RealFs f(t.dir.string());
+  RealLocker mine(f);
+  RealClock c;
+  auto r = mine.lock("/vm.lock", Deadline(c, 200));
+  ASSERT_FALSE(r) << "held by the other process";
+  EXPECT_TRUE(r.error().timed_out);
   ::kill(holder, SIGKILL);
   ::waitpid(holder, nullptr, 0);
-  EXPECT_EQ(try_lock_in_child(t.dir.string(), "/vm.lock", 200), 0) << "free once its holder is gone";
+  EXPECT_TRUE(mine.lock("/vm.lock", Deadline(c, 200))) << "free once its holder is gone";
 }
 
 // Children of `parent` (from /proc/*/stat field 4).
