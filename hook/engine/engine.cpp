@@ -41,24 +41,7 @@ constexpr const char* kPendingPid = "pending_pid";
 constexpr const char* kPendingStart = "pending_start";
 }  // namespace
 
-std::string process_start_time(Fs& fs, int pid) {
-  if (pid <= 0) return "";
-  auto st = fs.read("/proc/" + std::to_string(pid) + "/stat");
-  if (!st) return "";
-  // "pid (comm) state ppid ...": comm may hold spaces and parentheses; fields follow the last ')'.
-  size_t rp = st->rfind(')');
-  if (rp == std::string::npos) return "";
-  size_t i = rp + 1;
-  int field = 2;  // the last ')' ends field 2
-  while (i < st->size() && field < 22) {
-    while (i < st->size() && (*st)[i] == ' ') ++i;
-    ++field;
-    size_t b = i;
-    while (i < st->size() && (*st)[i] != ' ') ++i;
-    if (field == 22) return st->substr(b, i - b);
-  }
-  return "";
-}
+std::string process_start_time(Fs& fs, int pid) { return start_time_of(fs, pid); }
 
 Record timeouts_record(const Timeouts& t) {
   return {{"event", std::to_string(t.event_ms)},     {"unbind", std::to_string(t.unbind_ms)},

@@ -204,7 +204,7 @@ std::unique_ptr<Step> make_module_load(const std::string& m, const std::string& 
   return std::make_unique<ModuleLoad>(m, driver_dir);
 }
 std::unique_ptr<Step> make_module_unload(const std::string& m) { return std::make_unique<ModuleUnload>(m); }
-StepKindInfo module_load_kind() { return {undo_module_load, {}}; }
+StepKindInfo module_load_kind() { return {undo_module_load, {}, {}}; }
 StepKindInfo module_unload_kind() { return {undo_module_unload, verify_module_unload, restored_module_unload}; }
 
 }  // namespace gpuhook

@@ -415,3 +415,39 @@ TEST(ReleaseCheck, ADisplayManagerWhoseServerDiesOnStartIsReportedInTheLogAndSta
 
 }  // namespace
 }  // namespace gpuhook
+
+namespace gpuhook {
+namespace {
+
+// A driver stuck in unbind: the guarded writer is still in the kernel (D state) at its deadline,
+// and its write may land at any time later. Before: rollback assumed it had not happened and
+// deleted the journal; the late unbind then left the GPU with no driver, and nothing knew. Now
+// the step stays journaled while that writer lives; once it is gone, release (or restore) checks
+// the real driver link and gives the GPU back.
+TEST(Authority, AWriteStillInTheKernelKeepsItsStepJournaledUntilItsWriterIsGone) {
+  test::Harness t;
+  build_reference_laptop(t.h);
+  put_profile(t.h, "win11", std::string(test::kLaptopProfile) + "[timeouts]\nunbind = 1\n");
+  auto before = t.h.state();
+  t.h.kernel.fault_write("drivers/snd_hda_intel/unbind", FakeKernel::Fault::late);
+  std::string err;
+  EXPECT_EQ(t.event("win11", "prepare", &err), 1);
+  EXPECT_NE(err.find("rollback was INCOMPLETE"), std::string::npos) << err << t.log.text();
+  ASSERT_TRUE(t.h.fs.exists("/run/gpuhook/win11.journal")) << "the journal outlives the writer\n" << t.log.text();
+  EXPECT_TRUE(t.log.contains("a write of it is still in the kernel")) << t.log.text();
+  // libvirt's release right after: the writer still sleeps in the kernel; the step stays.
+  EXPECT_EQ(t.event("win11", "release"), 0);
+  ASSERT_TRUE(t.h.fs.exists("/run/gpuhook/win11.journal")) << t.log.text();
+  EXPECT_TRUE(t.log.contains("waits for a write still in the kernel")) << t.log.text();
+  // The driver finally returns: the unbind lands, the function is left without a driver.
+  ASSERT_EQ(t.h.kernel.complete_late_writes(), 1);
+  EXPECT_EQ(t.h.kernel.driver_of("0000:01:00.1"), "");
+  // Now the journal is all that knows: the next release gives it back.
+  EXPECT_EQ(t.event("win11", "release"), 0);
+  EXPECT_EQ(t.h.kernel.driver_of("0000:01:00.1"), "snd_hda_intel") << t.log.text();
+  EXPECT_FALSE(t.h.fs.exists("/run/gpuhook/win11.journal")) << t.log.text();
+  EXPECT_EQ(diff_states(before, t.h.state()), "");
+}
+
+}  // namespace
+}  // namespace gpuhook
