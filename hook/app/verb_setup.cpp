@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <iostream>
 
 #include "app/diff.h"
@@ -75,6 +76,29 @@ bool drives_only_display(Fs& fs, const DisplayAnalysis& gpu, const std::vector<D
     if (!d.dev.driver.empty() && d.dev.driver != "vfio-pci" && d.dev.driver != "pci-stub") return false;
   }
   return true;
+}
+
+// The last line of a profile setup writes: a checksum of everything above it, so that setup can
+// tell its own, unedited profile (which it may replace or remove) from one a person edited.
+const char* kChecksumTag = "# gpuhook setup checksum: ";
+
+std::string checksum(std::string_view s) {
+  unsigned long long h = 1469598103934665603ULL;  // FNV-1a 64
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
+  char b[20];
+  std::snprintf(b, sizeof b, "%016llx", h);
+  return b;
+}
+
+std::string with_checksum(const std::string& body) { return body + kChecksumTag + checksum(body) + "\n"; }
+
+// Whether a profile is one setup wrote and nobody edited since.
+bool unedited_setup_profile(const std::string& text) {
+  if (text.rfind(kSetupMarker, 0) != 0) return false;
+  size_t at = text.rfind(kChecksumTag);
+  if (at == std::string::npos || (at > 0 && text[at - 1] != '\n')) return false;
+  std::string tail = text.substr(at + std::string(kChecksumTag).size());
+  return tail == checksum(std::string_view(text).substr(0, at)) + "\n";
 }
 
 struct Choice {
@@ -163,16 +187,16 @@ int undo(AppContext& app, const Invocation& inv, DomainStore& store, bool tty, s
   std::string now = cur ? *cur : std::string();
   std::string prof = profile_path(vm);
   auto ptext = fs.read(prof);
-  bool remove_profile = ptext && ptext->rfind(kSetupMarker, 0) == 0;
+  bool remove_profile = ptext && unedited_setup_profile(*ptext);
   std::string d1 = unified_diff(now, *old, "domain " + vm + " (libvirt, now)", "domain " + vm + " (backup " + path + ")");
   std::string d2 = remove_profile ? unified_diff(*ptext, "", prof + " (now)", prof + " (removed)") : "";
   if (d1.empty() && d2.empty()) {
     out << "nothing to undo: domain " << vm << " is already as in " << path << (ptext ? "" : ", and it has no profile") << "\n";
-    if (ptext && !remove_profile) out << "  " << prof << " was not written by setup (or was edited since): left alone\n";
+    if (ptext && !remove_profile) out << "  " << prof << " was not written by setup, or was edited since: left alone\n";
     return 0;
   }
   out << d1 << d2;
-  if (ptext && !remove_profile) out << "note: " << prof << " was not written by setup (or was edited since): it stays\n";
+  if (ptext && !remove_profile) out << "note: " << prof << " was not written by setup, or was edited since: it stays\n";
   if (int rc = confirm(inv, tty, answer, out, err, "undo"); rc) return rc;
   if (!d1.empty()) {
     if (auto s = store.define(*old); !s) {
@@ -273,15 +297,14 @@ int run_setup(AppContext& app, const Invocation& inv, DomainStore& store, bool t
 
   // The profile.
   std::string prof = profile_path(vm);
-  std::string ptext = profile_text(fs, vm, c);
+  std::string ptext = with_checksum(profile_text(fs, vm, c));
   auto existing = fs.read(prof);
-  if (existing && *existing != ptext) {
+  if (existing && *existing != ptext && !unedited_setup_profile(*existing)) {
     bool ours = existing->rfind(kSetupMarker, 0) == 0;
-    err << "gpuhook: setup: " << prof << " exists and "
-        << (ours ? "differs from what setup writes now (edited since, or another GPU or mode chosen)" : "was not written by setup")
+    err << "gpuhook: setup: " << prof << " exists and " << (ours ? "was edited since setup wrote it" : "was not written by setup")
         << ": setup never overwrites it\n"
-        << "gpuhook: what to do: to start over, " << (ours ? "`gpuhook setup " + vm + " --undo`" : "move it away") << " and run setup "
-        << "again; or keep it and check it with `gpuhook check " << vm << "`\n";
+        << "gpuhook: what to do: to start over, move it away (or `gpuhook setup " << vm << " --undo` for the domain) and run "
+        << "setup again; or keep it and check it with `gpuhook check " << vm << "`\n";
     return 1;
   }
 
@@ -313,7 +336,7 @@ int run_setup(AppContext& app, const Invocation& inv, DomainStore& store, bool t
   out << "display mode: " << c.mode << ": " << c.mode_reason << "\n";
   for (const auto& ch : edit->changes) out << "  change: " << ch << "\n";
   for (const auto& n : edit->notes) out << "  note: " << n << "\n";
-  bool profile_changes = !existing;
+  bool profile_changes = !existing || *existing != ptext;
   if (!edit->changed() && !profile_changes) {
     out << "nothing to change: domain " << vm << " and " << prof << " are already as setup makes them\n";
   } else {

@@ -179,6 +179,25 @@ TEST(SetupVerb, AForeignProfileIsNeverOverwrittenAndTheDomainIsLeftAlone) {
   EXPECT_EQ(s.store.defines, 0);
 }
 
+TEST(SetupVerb, ItsOwnUneditedProfileIsReplacedButAnEditedOneIsNot) {
+  SetupRun s;
+  s.run({"win11", "--yes"});
+  ASSERT_TRUE(s.h.fs.exists("/etc/gpuhook/vms/win11.toml")) << s.err;
+  // Another choice: setup's own, unedited profile is replaced (shown in the diff).
+  EXPECT_EQ(s.run({"win11", "--yes", "--mode", "takeover"}), 0) << s.err;
+  EXPECT_NE(s.out.find("+mode = \"takeover\""), std::string::npos) << s.out;
+  EXPECT_NE(s.h.fs.read("/etc/gpuhook/vms/win11.toml")->find("mode = \"takeover\""), std::string::npos);
+  // Edited by hand: never replaced, and --undo leaves it too.
+  std::string edited = *s.h.fs.read("/etc/gpuhook/vms/win11.toml");
+  edited.replace(edited.find("mode = \"takeover\""), 17, "mode = \"external\"");
+  s.h.fs.put_file("/etc/gpuhook/vms/win11.toml", edited, 0600);
+  EXPECT_EQ(s.run({"win11", "--yes"}), 1);
+  EXPECT_NE(s.err.find("was edited since setup wrote it"), std::string::npos) << s.err;
+  EXPECT_EQ(s.run({"win11", "--undo", "--yes"}), 0) << s.err;
+  EXPECT_EQ(*s.h.fs.read("/etc/gpuhook/vms/win11.toml"), edited);
+  EXPECT_NE(s.out.find("was edited since: it stays"), std::string::npos) << s.out;
+}
+
 TEST(SetupVerb, TheSingleGpuDesktopGetsTakeoverAndAnOldMachineTypeTheCommandlineForm) {
   SetupRun s(false);
   s.run({"win11", "--yes"});
