@@ -6,6 +6,7 @@
 
 #include "app/findings.h"
 #include "app/verbs.h"
+#include "profile/profile.h"
 #include "sysinfo/gpus.h"
 #include "sysinfo/guides.h"
 #include "sysinfo/iommu.h"
@@ -177,7 +178,19 @@ void guide_findings(Report& r, Fs& fs) {
   std::vector<std::vector<std::string>> cards;
   for (const auto& d : r.displays)
     if (d.discrete) cards.push_back(d.functions);
-  add(vfio_ids_issues(fs, cards, {}));
+  // The cards gpuhook binds dynamically: those of the profiles' GPUs.
+  std::vector<std::string> dynamic;
+  if (auto l = fs.list(kProfileDir)) {
+    for (const auto& n : *l) {
+      if (n.size() < 6 || n.compare(n.size() - 5, 5, ".toml") != 0) continue;
+      ConfigErrors pe;
+      auto p = load_profile(fs, std::string(kProfileDir) + "/" + n, {}, &pe);
+      if (!p) continue;
+      for (const auto& d : r.displays)
+        if (d.dev.address == p->gpu_address) dynamic.insert(dynamic.end(), d.functions.begin(), d.functions.end());
+    }
+  }
+  add(vfio_ids_issues(fs, cards, dynamic));
   for (const auto& d : r.displays)
     if (d.discrete) add(reset_issues(fs, d.dev));
 }

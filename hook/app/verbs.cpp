@@ -93,7 +93,9 @@ int verb_plan(AppContext& app, const Invocation& inv, std::ostream& out, std::os
   auto& [g, p] = *loaded;
   Plan plan = make_plan(app.host, p, nullptr, vm);
   if (inv.json) {
-    out << "{\"vm\":" << json_str(vm) << ",\"group\":" << plan.group << ",\"devices\":[";
+    out << "{\"vm\":" << json_str(vm) << ",\"group\":" << plan.group << ",\"groups\":[";
+    for (size_t i = 0; i < plan.groups.size(); ++i) out << (i ? "," : "") << plan.groups[i];
+    out << "],\"devices\":[";
     for (size_t i = 0; i < plan.devices.size(); ++i) out << (i ? "," : "") << json_str(plan.devices[i]);
     out << "],\"refusals\":[";
     for (size_t i = 0; i < plan.refusals.size(); ++i)
@@ -114,7 +116,12 @@ int verb_plan(AppContext& app, const Invocation& inv, std::ostream& out, std::os
     return plan.refusals.empty() ? 0 : 1;
   }
   out << "Plan for VM " << vm << " (" << p.path << "), display mode " << to_string(p.mode) << "\n";
-  if (plan.group >= 0) out << "IOMMU group " << plan.group << "\n";
+  if (plan.group >= 0) {
+    out << (plan.groups.size() > 1 ? "IOMMU groups" : "IOMMU group");
+    for (size_t i = 0; i < plan.groups.size(); ++i) out << (i ? ", " : " ") << plan.groups[i];
+    if (plan.groups.empty()) out << " " << plan.group;
+    out << "\n";
+  }
   if (!plan.refusals.empty()) {
     out << "\nprepare would REFUSE, changing nothing:\n";
     for (const auto& r : plan.refusals) {

@@ -88,6 +88,16 @@ TEST(DoctorGuides, ADotForACommaInIdsNamesWhatTheKernelReadsAndTheIdItLoses) {
   EXPECT_FALSE(f.count("vfio-ids-misread") || f.count("vfio-ids-partial")) << all(f);
 }
 
+TEST(DoctorGuides, StaticIdsForACardAProfileNamesAreToldToChooseOne) {
+  Laptop l;
+  l.h.fs.put_file("/etc/modprobe.d/vfio.conf", "options vfio-pci ids=10de:2191,10de:1aeb,10de:1aec,10de:1aed\n");
+  EXPECT_FALSE(findings(l.doctor()).count("vfio-ids-static")) << "no profile: static binding alone is a choice";
+  put_profile(l.h, "win11", "[gpu]\naddress = \"0000:01:00.0\"\n");
+  auto f = findings(l.doctor());
+  ASSERT_TRUE(f.count("vfio-ids-static")) << all(f);
+  EXPECT_TRUE(has(f["vfio-ids-static"], "remove /etc/modprobe.d/vfio.conf:1")) << f["vfio-ids-static"];
+}
+
 TEST(DoctorGuides, ARootPortsIdInIdsIsNamedAsABridgeVfioPciRefuses) {
   Laptop l;
   // The fake root port 00:01.0 is 8086:1901; a /lib file hidden by an /etc file of the same name is not read.
