@@ -51,9 +51,10 @@ std::vector<std::string> split(const std::string& s, char c) {
 }
 
 std::string entry_ids(const VfioIdEntry& e) {
-  std::string s = hex(e.vendor) + ":" + hex(e.device);
-  if (e.subvendor) s += ":" + hex(*e.subvendor);
-  if (e.subdevice) s += ":" + hex(*e.subdevice);
+  std::string s = hex(e.vendor);
+  s.append(":").append(hex(e.device));
+  if (e.subvendor) s.append(":").append(hex(*e.subvendor));
+  if (e.subdevice) s.append(":").append(hex(*e.subdevice));
   return s;
 }
 
@@ -237,10 +238,13 @@ std::vector<Issue> vfio_ids_issues(Fs& fs, const std::vector<std::vector<std::st
       }
       if (!e.rest.empty()) {
         auto lost = lost_ids(e.rest);
-        out.push_back({"vfio-ids-misread", "error",
-                       s.where + ": the kernel reads the vfio-pci id '" + e.text + "' as " + entry_ids(e) + " and ignores '" + e.rest + "'" +
-                           (lost.empty() ? "" : ": " + join(lost) + " is not bound to vfio-pci and stays on its host driver, so its IOMMU group is not viable"),
-                       "separate the ids with commas: ids=" + entry_ids(e) + (lost.empty() ? "" : "," + join(lost, ","))});
+        std::string message = s.where + ": the kernel reads the vfio-pci id '" + e.text + "' as " + entry_ids(e) + " and ignores '" + e.rest + "'";
+        std::string fix = "separate the ids with commas: ids=" + entry_ids(e);
+        if (!lost.empty()) {
+          message.append(": ").append(join(lost)).append(" is not bound to vfio-pci and stays on its host driver, so its IOMMU group is not viable");
+          fix.append(",").append(join(lost, ","));
+        }
+        out.push_back({"vfio-ids-misread", "error", message, fix});
       }
       std::vector<std::string> bridges, outside;
       for (const auto& d : devs) {
