@@ -320,10 +320,14 @@ int run_setup(AppContext& app, const Invocation& inv, DomainStore& store, bool t
   spec.gpu = c.gpu->dev.address;
   const PciDevice& g = c.gpu->dev;
   const std::string& sv = g.subsystem_vendor;
-  if (g.vendor == "10de" && !sv.empty() && sv != "0000" && sv != "10de" && detect_chassis(fs).kind != Chassis::desktop) {
+  auto hex_id = [](const std::string& x) {
+    return !x.empty() && x.size() <= 4 && x.find_first_not_of("0123456789abcdef") == std::string::npos;
+  };
+  if (g.vendor == "10de" && hex_id(sv) && hex_id(g.subsystem_device) && sv != "0000" && sv != "10de" &&
+      detect_chassis(fs).kind != Chassis::desktop) {
     spec.subsystem = true;
-    spec.sub_vendor = static_cast<unsigned>(std::stoul(sv, nullptr, 16));
-    spec.sub_device = static_cast<unsigned>(std::stoul(g.subsystem_device.empty() ? "0" : g.subsystem_device, nullptr, 16));
+    spec.sub_vendor = static_cast<unsigned>(std::strtoul(sv.c_str(), nullptr, 16));
+    spec.sub_device = static_cast<unsigned>(std::strtoul(g.subsystem_device.c_str(), nullptr, 16));
   }
   auto edit = edit_domain_for_card(*cur, spec);
   if (!edit) {

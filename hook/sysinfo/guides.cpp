@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <sstream>
@@ -60,7 +61,11 @@ std::string entry_ids(const VfioIdEntry& e) {
 
 bool matches(const VfioIdEntry& e, const PciDevice& d) {
   if (!e.valid) return false;
-  auto h = [](const std::string& x) { return x.empty() ? 0x1ffffu : static_cast<unsigned>(std::stoul(x, nullptr, 16)); };
+  // A sysfs id that is not 1-4 hex digits matches nothing (0x1ffff is no 16-bit id).
+  auto h = [](const std::string& x) {
+    if (x.empty() || x.size() > 4 || x.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) return 0x1ffffu;
+    return static_cast<unsigned>(std::strtoul(x.c_str(), nullptr, 16));
+  };
   if (d.vendor.empty() || d.device.empty()) return false;
   if (h(d.vendor) != e.vendor || h(d.device) != e.device) return false;
   if (e.subvendor && *e.subvendor != 0xffffffffu && h(d.subsystem_vendor) != *e.subvendor) return false;
@@ -341,7 +346,22 @@ std::vector<std::pair<std::string, std::string>> host_critical_devices(Fs& fs) {
       if (auto a = PciAddress::parse(part); a && part.size() == 12) found = a->str();
     return found;
   };
-  if (auto m = fs.read("/proc/mounts")) {
+  // The root file system's block device: mountinfo's major:minor, else /proc/mounts' /dev name.
+  if (auto mi = fs.read("/proc/self/mountinfo")) {
+    std::istringstream in(*mi);
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream w(line);
+      std::string id, parent, majmin, root, mnt;
+      if (!(w >> id >> parent >> majmin >> root >> mnt) || mnt != "/") continue;
+      std::string a = pci_of("/sys/dev/block/" + majmin);
+      if (!a.empty()) {
+        out.push_back({a, "the controller of the host's root file system (block device " + majmin + " on /)"});
+      }
+    }
+  }
+  bool root_found = !out.empty();
+  if (auto m = root_found ? Result<std::string>(std::string()) : fs.read("/proc/mounts")) {
     std::istringstream in(*m);
     std::string src, mnt, rest;
     while (in >> src >> mnt && std::getline(in, rest)) {

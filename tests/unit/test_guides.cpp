@@ -280,6 +280,14 @@ TEST(CheckGuides, TheRootFileSystemsControllerAndTheDefaultRoutesNicAreHostCriti
   EXPECT_TRUE(has(hc, "0000:02:00.0 Non-Volatile memory controller [0108] 144d:a808 (no driver) gives the VM a device the host needs: "
                       "the host loses the controller of the host's root file system (/dev/nvme0n1p2 on /)")) << all(f);
   EXPECT_TRUE(has(hc, "the network device of the host's default route (enp3s0)")) << all(f);
+  // Booted with root=/dev/root (what /proc/mounts then says): mountinfo's major:minor finds it.
+  c.h.fs.put_file("/proc/mounts", "/dev/root / ext4 rw,relatime 0 0\n");
+  f = findings(c.run(c.file(xml)));
+  EXPECT_FALSE(has(f["hostdev-host-critical"], "root file system")) << "without mountinfo /dev/root says nothing";
+  c.h.fs.put_file("/proc/self/mountinfo", "22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/root rw\n");
+  c.h.fs.put_link("/sys/dev/block/259:2", nvme);
+  f = findings(c.run(c.file(xml)));
+  EXPECT_TRUE(has(f["hostdev-host-critical"], "the controller of the host's root file system (block device 259:2 on /)")) << all(f);
 }
 
 TEST(CheckGuides, StaticIdsForTheProfilesCardNameTheLinesToRemove) {
