@@ -125,8 +125,9 @@ void gpu_findings(Report& r) {
                                           name + " can be passed through cleanly: " + g + (d->groups.size() > 1 ? " hold" : " holds") +
                                               " only the card's functions " + join(d->functions) + " (and bridges or "
                                               "driverless host bridges, which stay on the host)",
-                                          "write /etc/gpuhook/vms/<vm>.toml with [gpu] address = \"" + a +
-                                              "\", then run `gpuhook check <vm>`"));
+                                          "`sudo gpuhook setup <vm> --gpu " + a + "` writes the profile and the domain (after "
+                                              "showing the diff); by hand: [gpu] address = \"" + a + "\" in /etc/gpuhook/vms/<vm>.toml, "
+                                              "then `gpuhook check <vm>`"));
       } else {
         std::vector<std::string> who;
         for (const auto& o : d->blocker_devices) who.push_back(describe_member(o) + (o.driver.empty() ? "" : " on " + o.driver));
