@@ -451,3 +451,28 @@ TEST(Authority, AWriteStillInTheKernelKeepsItsStepJournaledUntilItsWriterIsGone)
 
 }  // namespace
 }  // namespace gpuhook
+
+namespace gpuhook {
+namespace {
+
+// The same during release: the undo's own write (vfio-pci's unbind) is stuck in the kernel. The
+// step stays journaled with that writer, across a second release, until the writer is gone.
+TEST(Authority, AnUndoWriteStillInTheKernelKeepsItsStepJournaledToo) {
+  test::Harness t;
+  build_reference_laptop(t.h);
+  put_profile(t.h, "win11", std::string(test::kLaptopProfile) + "[timeouts]\nunbind = 1\n");
+  auto before = t.h.state();
+  ASSERT_EQ(t.event("win11", "prepare"), 0) << t.log.text();
+  t.h.kernel.fault_write("drivers/vfio-pci/unbind", FakeKernel::Fault::late);
+  EXPECT_EQ(t.event("win11", "release"), 0);
+  ASSERT_TRUE(t.h.fs.exists("/run/gpuhook/win11.journal")) << t.log.text();
+  EXPECT_EQ(t.event("win11", "release"), 0);
+  ASSERT_TRUE(t.h.fs.exists("/run/gpuhook/win11.journal")) << "the writer still sleeps\n" << t.log.text();
+  ASSERT_EQ(t.h.kernel.complete_late_writes(), 1);
+  EXPECT_EQ(t.event("win11", "release"), 0);
+  EXPECT_FALSE(t.h.fs.exists("/run/gpuhook/win11.journal")) << t.log.text();
+  EXPECT_EQ(diff_states(before, t.h.state()), "");
+}
+
+}  // namespace
+}  // namespace gpuhook
