@@ -20,8 +20,10 @@ address = "$DGPU"
 unbind = 1
 EOT
 jstate() { [ -e "/run/gpuhook/$1.journal" ] && echo present || echo absent; }
-# The late writer: a child of the prepare's gpuhook (same command line), outliving it.
-writer_alive() { pgrep -f -- "hook win prepare begin" >/dev/null; }
+# The late writer: a child of the prepare's gpuhook, outliving it. Between events no other
+# gpuhook process runs here, so any process whose executable is gpuhook is that writer.
+GH_EXE=$(readlink -f "$GPUHOOK")
+writer_alive() { ls -l /proc/[0-9]*/exe 2>/dev/null | grep -qF -- "-> $GH_EXE"; }
 writer_gone() { ! writer_alive; }
 snapshot > "$RK_STATE/before"
 now_ms; T0=$MS
