@@ -6,7 +6,9 @@
 #include <cstdio>
 
 #include "app/hook_event.h"
-#include "engine/planner.h"
+#include "engine/session.h"
+#include "steps/steps.h"
+#include "plan/planner.h"
 #include "sysinfo/pci.h"
 
 namespace gpuhook {
@@ -139,7 +141,7 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
   auto gr = load_global(app.host.fs, kGlobalConfig, &ge);
   for (const auto& l : ge.lines) err << l << "\n";
   GlobalConfig g = gr ? *gr : GlobalConfig{};
-  JournalStore store(app.host.fs, g.state_dir);
+  JournalStore store(app.host.fs, kStateDir);
   PciSysfs pci(app.host.fs);
 
   std::vector<std::string> vms;
@@ -156,6 +158,7 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
     bool journal = false;
     std::vector<std::pair<std::string, std::string>> devices;  // address, driver now
     std::vector<std::string> issues;
+    std::string busy;  // an event holds the VM's lock: not compared now
   };
   std::vector<Row> rows;
   for (const auto& vm : vms) {
@@ -169,6 +172,19 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
     } else {
       r.issues.push_back("journal without a profile");
     }
+    // A session of its own (VM lock only, no wait): a journal in the middle of an event is not
+    // compared with the host, it is said to be busy.
+    std::unique_ptr<Session> session;
+    if (store.exists(vm)) {
+      auto s = Session::open(app.host, vm, {"status", 0, false});
+      if (!s) {
+        r.journal = true;
+        r.busy = s.error().message();
+        rows.push_back(std::move(r));
+        continue;
+      }
+      session = std::move(*s);
+    }
     auto j = store.load(vm);
     if (j && !j->entries.empty()) {
       r.journal = true;
@@ -180,8 +196,8 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
         }
       Deadline d(app.host.clock, 5000);
       NullLog nl;
-      StepContext ctx{app.host, nl, d, vm, g.timeouts, g.state_dir};
-      Engine engine(ctx, store);
+      StepContext ctx{app.host, nl, d, vm, g.timeouts, kStateDir};
+      Engine engine(ctx, store, builtin_step_kinds());
       for (auto& diff : engine.verify()) r.issues.push_back(diff);
     } else if (!j) {
       r.issues.push_back(j.error().message());
@@ -201,7 +217,7 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
             << ",\"driver\":" << json_str(r.devices[k].second) << "}";
       out << "],\"issues\":[";
       for (size_t k = 0; k < r.issues.size(); ++k) out << (k ? "," : "") << json_str(r.issues[k]);
-      out << "]}";
+      out << "],\"busy\":" << (r.busy.empty() ? "null" : json_str(r.busy)) << "}";
     }
     out << "]}\n";
     return problems ? 1 : 0;
@@ -210,11 +226,26 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
   for (const auto& r : rows) {
     out << r.vm << ": " << (r.journal ? "holds the GPU (journal in " + store.path(r.vm) + ")" : "not active")
         << (r.profile_gpu.empty() ? "" : ", profile GPU " + r.profile_gpu) << "\n";
+    if (!r.busy.empty()) out << "  an event is running, not compared now: " << r.busy << "\n";
     for (const auto& [a, d] : r.devices) out << "  " << a << " now on " << d << "\n";
     for (const auto& i : r.issues) out << "  ! " << i << "\n";
   }
   if (problems) out << "\n" << problems << " inconsistency(ies); `gpuhook restore <vm>` undoes a VM's journal.\n";
   return problems ? 1 : 0;
+}
+
+// The processes that hold /dev/vfio/N of the groups the journal bound: a running VM's QEMU.
+static std::vector<Holder> vfio_holders(AppContext& app, const Journal& j) {
+  std::vector<std::pair<std::string, std::string>> nodes;
+  for (const auto& a : Session::journal_devices(j)) {
+    std::string g = link_name(app.host.fs, std::string(kPciDevices) + "/" + a + "/iommu_group");
+    if (g.empty() || g.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string node = "/dev/vfio/" + g;
+    bool dup = false;
+    for (const auto& [n, _] : nodes) dup |= n == node;
+    if (!dup) nodes.emplace_back(node, a);
+  }
+  return find_holders(app.host.fs, nodes, app.host.signals.self_pid());
 }
 
 int verb_restore(AppContext& app, const Invocation& inv, std::ostream& out, std::ostream& err) {
@@ -223,14 +254,43 @@ int verb_restore(AppContext& app, const Invocation& inv, std::ostream& out, std:
     err << "gpuhook: refusing VM name: " << why << "\n";
     return 2;
   }
+  // The global config is read for the log only: the journal, not a file a person edits, says
+  // what to undo and how long to wait.
   ConfigErrors ge;
   auto gr = load_global(app.host.fs, kGlobalConfig, &ge);
   for (const auto& l : ge.lines) err << l << "\n";
   GlobalConfig g = gr ? *gr : GlobalConfig{};
-  JournalStore store(app.host.fs, g.state_dir);
-  if (!store.exists(vm)) {
-    out << "VM " << vm << " has no journal: nothing to restore.\n";
+  JournalStore probe(app.host.fs, kStateDir);
+  if (!probe.exists(vm)) {
+    out << "VM " << vm << " has no journal: nothing to restore (no " << probe.path(vm) << ").\n";
     return 0;
+  }
+  // The same session as the hook's: the host lock, the VM's, its devices'.
+  auto session = Session::open(app.host, vm, {"restore", g.timeouts.event_ms, true});
+  if (!session) {
+    err << "gpuhook: cannot restore " << vm << ": " << session.error().message() << "\n"
+        << "  what to do: " << session.error().hint << "\n";
+    return 1;
+  }
+  JournalStore& store = (*session)->store();
+  Timeouts t;
+  if (auto j = store.load(vm); j) {
+    t = timeouts_from(j->timeouts, t);
+    (void)(*session)->lock_devices(Session::journal_devices(*j));
+    auto holders = vfio_holders(app, *j);
+    if (!holders.empty()) {
+      std::string who;
+      for (const auto& h : holders)
+        who += (who.empty() ? "" : ", ") + h.name + " (pid " + std::to_string(h.pid) + ") holds " + h.node;
+      if (!inv.force) {
+        err << "gpuhook: refusing to restore " << vm << ": the VM still uses its GPU: " << who << "\n"
+            << "  why: restoring would unbind the devices from vfio-pci under that process (the VM crashes or hangs)\n"
+            << "  what to do: shut the VM down (`virsh shutdown " << vm << "`); libvirt's release then restores the host.\n"
+            << "  `gpuhook restore " << vm << " --force` would restore now anyway, under that process.\n";
+        return 1;
+      }
+      err << "gpuhook: --force: restoring although " << who << "\n";
+    }
   }
   std::string problem;
   auto file_log = app.open_log(g, "[" + vm + " restore " + std::to_string(app.host.signals.self_pid()) + "] ", &problem);
@@ -244,12 +304,12 @@ int verb_restore(AppContext& app, const Invocation& inv, std::ostream& out, std:
       if (lvl >= Level::info) o << m << "\n";
     }
   } tee(*file_log, out);
-  Deadline d(app.host.clock, g.timeouts.event_ms);
-  StepContext ctx{app.host, tee, d, vm, g.timeouts, g.state_dir};
-  Engine engine(ctx, store);
+  Deadline d(app.host.clock, t.event_ms);
+  StepContext ctx{app.host, tee, d, vm, t, kStateDir};
+  Engine engine(ctx, store, builtin_step_kinds());
   RunOutcome o = engine.release();
   if (o.ok) {
-    out << "VM " << vm << ": host restored.\n";
+    out << "VM " << vm << ": host restored" << (o.gone.empty() ? "" : " (what cannot come back until reboot is logged above)") << ".\n";
     return 0;
   }
   err << "gpuhook: restore of " << vm << " incomplete: " << o.error.message() << "\n";

@@ -1,8 +1,6 @@
 // The table of step kinds: name -> undo (and verify). A journal names kinds by these strings;
 // they are a file format and never change meaning.
-#include <map>
-
-#include "engine/step.h"
+#include "steps/steps.h"
 
 namespace gpuhook {
 
@@ -19,9 +17,8 @@ StepKindInfo acpi_mux_kind();
 StepKindInfo ddc_kind();
 StepKindInfo command_kind();
 
-namespace {
-const std::map<std::string, StepKindInfo>& table() {
-  static const std::map<std::string, StepKindInfo> t = {
+const StepRegistry& builtin_step_kinds() {
+  static const StepRegistry t = {
       {"claim", claim_kind()},
       {"pci.vfio", pci_vfio_kind()},
       {"module.load", module_load_kind()},
@@ -36,18 +33,6 @@ const std::map<std::string, StepKindInfo>& table() {
       {"command", command_kind()},
   };
   return t;
-}
-}  // namespace
-
-const StepKindInfo* find_step_kind(const std::string& kind) {
-  auto it = table().find(kind);
-  return it == table().end() ? nullptr : &it->second;
-}
-
-std::vector<std::string> step_kinds() {
-  std::vector<std::string> v;
-  for (const auto& [k, _] : table()) v.push_back(k);
-  return v;
 }
 
 }  // namespace gpuhook

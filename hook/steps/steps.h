@@ -9,6 +9,9 @@
 
 namespace gpuhook {
 
+// Every step kind a journal may name, for the engine (registry.cpp).
+const StepRegistry& builtin_step_kinds();
+
 // claim: marks the device as used by this VM (/run/gpuhook/claims/<addr>); refuses when another
 // VM with a live journal holds it.
 std::unique_ptr<Step> make_claim(const std::string& address, const std::string& vm);

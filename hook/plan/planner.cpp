@@ -1,8 +1,9 @@
-#include "engine/planner.h"
+#include "plan/planner.h"
 
 #include <algorithm>
 
 #include "steps/steps.h"
+#include "sysinfo/kmod.h"
 #include "sysinfo/mux.h"
 #include "sysinfo/pci.h"
 
@@ -16,8 +17,10 @@ StepList& phase_steps(Plan& plan, const std::string& phase) {
 
 namespace {
 
-Error refusal(std::string what, std::string why, std::string hint) {
+// A reason to refuse, with its stable id (check's finding id; README's finding table).
+Error refusal(std::string id, std::string what, std::string why, std::string hint) {
   Error e;
+  e.id = std::move(id);
   e.what = std::move(what);
   e.why = std::move(why);
   e.hint = std::move(hint);
@@ -29,8 +32,9 @@ bool is_fb_console(Fs& fs, const std::string& vt) {
   return name.find("frame buffer") != std::string::npos;
 }
 
-bool module_builtin(Fs& fs, const std::string& m) {
+bool module_builtin(Fs& fs, const std::string& name) {
   // Built-in modules have no initstate; they may have /sys/module/<m> (with parameters) or not.
+  std::string m = module_name(name);
   return fs.is_dir("/sys/module/" + m) && !fs.exists("/sys/module/" + m + "/initstate");
 }
 
@@ -72,13 +76,13 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
 
   auto gdev = pci.device(gpu);
   if (!gdev) {
-    plan.refusals.push_back(refusal("the GPU " + gpu + " of " + p.path + " does not exist on this host",
+    plan.refusals.push_back(refusal("gpu-missing", "the GPU " + gpu + " of " + p.path + " does not exist on this host",
                                     "no " + std::string(kPciDevices) + "/" + gpu,
                                     "find the right address with `gpuhook doctor` and fix [gpu] address"));
     return plan;
   }
   if (!gdev->iommu_group) {
-    plan.refusals.push_back(refusal("the IOMMU is off: " + gpu + " has no IOMMU group", "",
+    plan.refusals.push_back(refusal("iommu-off", "the IOMMU is off: " + gpu + " has no IOMMU group", "",
                                     "enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on (Intel); "
                                     "`gpuhook doctor` checks it"));
     return plan;
@@ -107,13 +111,13 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
   for (const auto& a : p.also) {
     auto d = pci.device(a);
     if (!d || d->iommu_group != plan.group)
-      plan.refusals.push_back(refusal("[gpu] also lists " + a + ", which is not in IOMMU group " + std::to_string(plan.group),
+      plan.refusals.push_back(refusal("group-incomplete", "[gpu] also lists " + a + ", which is not in IOMMU group " + std::to_string(plan.group),
                                       "", "remove it from [gpu] also; `gpuhook groups` shows the group"));
   }
   if (!blockers.empty()) {
     std::string list;
     for (const auto& b : blockers) list += (list.empty() ? "" : "; ") + b;
-    plan.refusals.push_back(refusal(
+    plan.refusals.push_back(refusal("group-incomplete",
         "IOMMU group " + std::to_string(plan.group) + " of " + gpu + " also holds devices of other slots: " + list,
         "the kernel lets QEMU use a group only when every device in it is given to vfio-pci",
         "list each of them in [gpu] also if the VM may have them too, or move the GPU to a slot with "
@@ -124,7 +128,7 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
       if (h.managed || std::find(devices.begin(), devices.end(), h.address) != devices.end()) continue;
       auto d = pci.device(h.address);
       if (!d) {
-        plan.refusals.push_back(refusal("the domain's hostdev " + h.address + " does not exist on this host", "",
+        plan.refusals.push_back(refusal("hostdev-address", "the domain's hostdev " + h.address + " does not exist on this host", "",
                                         "fix the <hostdev> address in the domain XML (virsh edit " + vm + ")"));
         continue;
       }
@@ -137,7 +141,7 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
 
   // The GPU drives the host's only display: only takeover may take it.
   if (p.mode != DisplayMode::takeover && (gdev->boot_vga || console_on(fs, gpu)) && !other_active_display(fs, pci, devices)) {
-    plan.refusals.push_back(refusal(gpu + " drives the host's only active display",
+    plan.refusals.push_back(refusal("display-in-use", gpu + " drives the host's only active display",
                                     std::string("boot_vga=") + (gdev->boot_vga ? "1" : "0") + ", display mode '" +
                                         to_string(p.mode) + "'",
                                     "use [display] mode = \"takeover\" (the host's desktop stops while the VM runs)"));
@@ -156,7 +160,7 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
                 "the firmware or vendor tool and use [display] mode = \"external\" or \"takeover\"";
       else
         hint += "`gpuhook doctor` lists what this machine offers";
-      plan.refusals.push_back(refusal(std::string("display mode 'mux' with method '") + to_string(p.mux_method) +
+      plan.refusals.push_back(refusal("mux-unavailable", std::string("display mode 'mux' with method '") + to_string(p.mux_method) +
                                           "' is not available on this machine",
                                       "it offers: " + mux.summary(), hint));
     }
@@ -182,7 +186,7 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
         list += (list.empty() ? "" : ", ") + h.name + " (" + std::to_string(h.pid) + ") holds " + h.node +
                 (h.address.empty() ? "" : " (" + h.address + ")");
       bool nvidia = std::any_of(hs.begin(), hs.end(), [](const Holder& h) { return h.node.rfind("/dev/nvidia", 0) == 0; });
-      plan.refusals.push_back(refusal("the GPU is in use: " + list,
+      plan.refusals.push_back(refusal("gpu-in-use", "the GPU is in use: " + list,
                                       nvidia ? "the NVIDIA driver blocks in unbind while /dev/nvidia* is open" : "",
                                       "close these programs, or stop the service that runs them ([host] stop_services), "
                                       "or set [host] holders = \"terminate\""));
@@ -227,11 +231,11 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
       plan.notes.push_back("module " + m + " is built into the kernel and cannot be unloaded; the unbind does its job");
       continue;
     }
-    if (read_attr(fs, "/sys/module/" + m + "/initstate") != "live") {
+    if (read_attr(fs, "/sys/module/" + module_name(m) + "/initstate") != "live") {
       plan.notes.push_back("module " + m + " is not loaded: nothing to unload");
       continue;
     }
-    plan.prepare.push_back(make_module_unload(m));
+    plan.prepare.push_back(make_module_unload(module_name(m)));
   }
   // 8. vfio-pci
   if (!fs.is_dir(std::string(kPciDrivers) + "/vfio-pci"))
