@@ -1,7 +1,7 @@
 # Scenario 17 (issue 10), layout laptop, `gpuhook hook` by hand, test build's fault points.
 # Proves: `gpuhook restore win` started while a prepare of win is half-way (01:00.0 already on
-# vfio-pci, the unbind of 01:00.1 from snd_hda_intel slowed by 3 s with
-# GPUHOOK_FAULT=slow-write:snd_hda_intel/unbind:3000) never leaves the host half-prepared: the
+# vfio-pci, the unbind of 01:00.1 from snd_hda_intel slowed by 4 s with
+# GPUHOOK_FAULT=slow-write:snd_hda_intel/unbind:4000) never leaves the host half-prepared: the
 # restore either waits for the prepare's locks and then restores everything, or refuses naming
 # the running event ("prepare"). When both have ended the host is either fully prepared (both
 # functions on vfio-pci, win's journal and claims; a release then restores it) or fully restored
@@ -14,8 +14,8 @@ address = "$DGPU"
 EOT
 jstate() { [ -e "/run/gpuhook/$1.journal" ] && echo present || echo absent; }
 snapshot > "$RK_STATE/before"
-GPUHOOK_FAULT=slow-write:snd_hda_intel/unbind:3000 "$GPUHOOK" hook win prepare begin - < /dev/null 2> "$RK_STATE/prep.err" & pp=$!
-say "prepare of win started (pid $pp), the unbind of $DGPU_AUDIO slowed by 3 s"
+GPUHOOK_FAULT=slow-write:snd_hda_intel/unbind:4000 "$GPUHOOK" hook win prepare begin - < /dev/null 2> "$RK_STATE/prep.err" & pp=$!
+say "prepare of win started (pid $pp), the unbind of $DGPU_AUDIO slowed by 4 s"
 half() { on_driver $DGPU vfio-pci && [ -f /run/gpuhook/win.journal ]; }
 if wait_for 20 half; then
   say "half-way: $(rk_drivers_line $DGPU $DGPU_AUDIO); prepare running: $(kill -0 $pp 2>/dev/null && echo yes || echo no)"
