@@ -3,6 +3,8 @@
 # profile is removed while the VM "runs" (after prepare); release still undoes the journal: both
 # dGPU functions back on virtio-pci and snd_hda_intel with driver_override "(null)", vfio-pci
 # unloaded, claims gone, journal gone, and the sysfs snapshot identical to the one before prepare.
+# Second part, same boot (independent of the first): the profile made writable by others while
+# the VM runs (untrusted: gpuhook must not act on what it says) -> release restores all the same.
 # Against a gpuhook whose "is this VM ours?" test looks only at the profile, release does nothing
 # and the dGPU stays on vfio-pci.
 . "$RK_DIR/lib.sh"
@@ -31,3 +33,20 @@ check "journal after release without profile" absent "$([ -e /run/gpuhook/win.jo
 snapshot > "$RK_STATE/after"
 check_same "sysfs state before prepare == after release without profile" "$RK_STATE/before" "$RK_STATE/after"
 check_has "log: the release event of win was handled" "restoring" "$(log_lines "[win release")"
+
+say "--- the profile made writable by others (untrusted) while the VM runs"
+write_profile win <<EOT
+[gpu]
+address = "$DGPU"
+EOT
+gh win prepare begin < /dev/null
+check "second prepare exit status" 0 "$GH_RC"
+check "driver of $DGPU after the second prepare" vfio-pci "$(drv $DGPU)"
+chmod 0666 /etc/gpuhook/vms/win.toml
+gh win release end < /dev/null
+check "release exit status (untrusted profile)" 0 "$GH_RC"
+check "driver of $DGPU after release with an untrusted profile" virtio-pci "$(drv $DGPU)"
+check "driver of $DGPU_AUDIO after release with an untrusted profile" snd_hda_intel "$(drv $DGPU_AUDIO)"
+check "journal after release with an untrusted profile" absent "$([ -e /run/gpuhook/win.journal ] && echo present || echo absent)"
+snapshot > "$RK_STATE/after2"
+check_same "sysfs state before the first prepare == after release with an untrusted profile" "$RK_STATE/before" "$RK_STATE/after2"
