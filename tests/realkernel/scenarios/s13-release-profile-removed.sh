@@ -3,8 +3,9 @@
 # profile is removed while the VM "runs" (after prepare); release still undoes the journal: both
 # dGPU functions back on virtio-pci and snd_hda_intel with driver_override "(null)", vfio-pci
 # unloaded, claims gone, journal gone, and the sysfs snapshot identical to the one before prepare.
-# Second part, same boot (independent of the first): the profile made writable by others while
-# the VM runs (untrusted: gpuhook must not act on what it says) -> release restores all the same.
+# Same boot, independent parts each starting from the restored host: the profile made writable
+# by others while the VM runs (untrusted: gpuhook must not act on what it says), then the
+# profile edited into a syntax error -> release restores all the same, snapshot identical.
 # Against a gpuhook whose "is this VM ours?" test looks only at the profile, release does nothing
 # and the dGPU stays on vfio-pci.
 . "$RK_DIR/lib.sh"
@@ -50,3 +51,20 @@ check "driver of $DGPU_AUDIO after release with an untrusted profile" snd_hda_in
 check "journal after release with an untrusted profile" absent "$([ -e /run/gpuhook/win.journal ] && echo present || echo absent)"
 snapshot > "$RK_STATE/after2"
 check_same "sysfs state before the first prepare == after release with an untrusted profile" "$RK_STATE/before" "$RK_STATE/after2"
+
+say "--- the profile edited into a syntax error while the VM runs"
+write_profile win <<EOT
+[gpu]
+address = "$DGPU"
+EOT
+gh win prepare begin < /dev/null
+check "third prepare exit status" 0 "$GH_RC"
+check "driver of $DGPU after the third prepare" vfio-pci "$(drv $DGPU)"
+printf '[gpu\naddress = \n' > /etc/gpuhook/vms/win.toml
+gh win release end < /dev/null
+check "release exit status (broken profile)" 0 "$GH_RC"
+check "driver of $DGPU after release with a broken profile" virtio-pci "$(drv $DGPU)"
+check "driver of $DGPU_AUDIO after release with a broken profile" snd_hda_intel "$(drv $DGPU_AUDIO)"
+check "journal after release with a broken profile" absent "$([ -e /run/gpuhook/win.journal ] && echo present || echo absent)"
+snapshot > "$RK_STATE/after3"
+check_same "sysfs state before the first prepare == after release with a broken profile" "$RK_STATE/before" "$RK_STATE/after3"

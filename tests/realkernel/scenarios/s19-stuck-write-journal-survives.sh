@@ -9,6 +9,12 @@
 #  - once the writer is gone (its unbind has happened), a release restores exactly: 01:00.1
 #    back on snd_hda_intel (the real driver link), overrides "(null)", journal gone, snapshot
 #    identical to the one before prepare.
+# Second part, same boot (independent: it starts from the restored host): the late write is in
+# RELEASE. A normal prepare, then a release with GPUHOOK_FAULT=slow-write:vfio-pci/unbind:8000
+# (both functions' unbinds from vfio-pci land 8 s late): release exits 0 and keeps the journal,
+# naming the pending writers (pending_pid); a `gpuhook restore win` run at once, while they still
+# sleep, must not remove the journal either; once they are gone, a restore puts both functions
+# back on their drivers, removes the journal, and the snapshot equals the one before.
 # A gpuhook that trusts the link it sees during the rollback (01:00.1 still on snd_hda_intel)
 # deletes the journal at once, and the late unbind leaves 01:00.1 without a driver.
 . "$RK_DIR/lib.sh"
@@ -59,3 +65,32 @@ check "driver_override of $DGPU_AUDIO at the end" "(null)" "$(ovr $DGPU_AUDIO)"
 check "journal at the end" absent "$(jstate win)"
 snapshot > "$RK_STATE/after"
 check_same "before prepare == after the late write and the release" "$RK_STATE/before" "$RK_STATE/after"
+
+say "--- part 2: the late write is in release"
+gh win prepare begin < /dev/null
+check "part 2: prepare exit status" 0 "$GH_RC"
+GPUHOOK_FAULT=slow-write:vfio-pci/unbind:8000 gh win release end < /dev/null
+REL_RC=$GH_RC
+W1=$(writer_pids | tr '\n' ' '); J1=$(jstate win); cp /run/gpuhook/win.journal "$RK_STATE/j2" 2>/dev/null
+# A person follows the advice at once: `gpuhook restore win` while the late writers still sleep.
+OUT=$("$GPUHOOK" restore win 2>&1); rc1=$?
+W2=$(writer_pids | tr '\n' ' '); J2=$(jstate win)
+say "part 2: after the slowed release: late writer(s) ${W1:-gone}, journal $J1; after an immediate restore (exit $rc1): writer(s) ${W2:-gone}, journal $J2, $(rk_drivers_line $DGPU $DGPU_AUDIO)"
+printf '%s\n' "$OUT" | sed 's/^/RK         restore| /'
+check "part 2: release exit status" 0 "$REL_RC"
+check "part 2: a late writer outlives the release (precondition)" yes "$([ -n "$W1" ] && echo yes || echo no)"
+check "part 2: journal after a release whose unbinds are still pending" present "$J1"
+[ -z "$W1" ] || check_has "part 2: the journal names a pending writer of the release" "pending_pid=" "$(cat "$RK_STATE/j2" 2>/dev/null)"
+[ -z "$W2" ] || check "part 2: journal after a restore run while the release's writers still live" present "$J2"
+wait_for 25 writer_gone || rk_fail "part 2: the late writers still run 25 s later"
+say "part 2: the late writers are gone: $(rk_drivers_line $DGPU $DGPU_AUDIO); journal $(jstate win)"
+if [ "$(jstate win)" = present ]; then
+  OUT=$("$GPUHOOK" restore win 2>&1); rc=$?
+  printf '%s\n' "$OUT" | sed 's/^/RK         restore| /'
+  check "part 2: gpuhook restore exit status" 0 "$rc"
+fi
+check "part 2: driver of $DGPU at the end" virtio-pci "$(drv $DGPU)"
+check "part 2: driver of $DGPU_AUDIO at the end" snd_hda_intel "$(drv $DGPU_AUDIO)"
+check "part 2: journal at the end" absent "$(jstate win)"
+snapshot > "$RK_STATE/after2"
+check_same "part 2: before == after the late writes and the restore" "$RK_STATE/before" "$RK_STATE/after2"
