@@ -7,6 +7,7 @@
 
 #include "app/hook_event.h"
 #include "engine/planner.h"
+#include "steps/steps.h"
 #include "sysinfo/pci.h"
 
 namespace gpuhook {
@@ -156,6 +157,7 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
     bool journal = false;
     std::vector<std::pair<std::string, std::string>> devices;  // address, driver now
     std::vector<std::string> issues;
+    std::vector<std::string> settled;  // journaled steps with nothing left to undo
   };
   std::vector<Row> rows;
   for (const auto& vm : vms) {
@@ -181,8 +183,23 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
       Deadline d(app.host.clock, 5000);
       NullLog nl;
       StepContext ctx{app.host, nl, d, vm, g.timeouts, g.state_dir};
-      Engine engine(ctx, store);
-      for (auto& diff : engine.verify()) r.issues.push_back(diff);
+      // As Engine::verify, except that a step whose undo has nothing left to do (undone already,
+      // or its object removed by the kernel until reboot) is no inconsistency: `restore` could
+      // not change it. It is listed as settled.
+      for (const auto& p : j->problems) r.issues.push_back("journal: " + p);
+      for (const auto& e : j->entries) {
+        std::string label = "step " + std::to_string(e.seq) + " " + e.kind;
+        if (auto why = nothing_to_undo(ctx, e.kind, e.fields); !why.empty()) {
+          r.settled.push_back(label + ": nothing left to undo: " + why);
+          continue;
+        }
+        const StepKindInfo* info = find_step_kind(e.kind);
+        if (!e.done) r.issues.push_back(label + " was never completed");
+        else if (!info) r.issues.push_back("step " + std::to_string(e.seq) + ": unknown kind " + e.kind);
+        else if (info->verify)
+          if (std::string diff = info->verify(ctx, e.fields); !diff.empty()) r.issues.push_back(label + ": " + diff);
+      }
+      r.journal = r.settled.size() < j->entries.size() || !j->problems.empty();
     } else if (!j) {
       r.issues.push_back(j.error().message());
     }
@@ -201,6 +218,8 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
             << ",\"driver\":" << json_str(r.devices[k].second) << "}";
       out << "],\"issues\":[";
       for (size_t k = 0; k < r.issues.size(); ++k) out << (k ? "," : "") << json_str(r.issues[k]);
+      out << "],\"settled\":[";
+      for (size_t k = 0; k < r.settled.size(); ++k) out << (k ? "," : "") << json_str(r.settled[k]);
       out << "]}";
     }
     out << "]}\n";
@@ -212,6 +231,9 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
         << (r.profile_gpu.empty() ? "" : ", profile GPU " + r.profile_gpu) << "\n";
     for (const auto& [a, d] : r.devices) out << "  " << a << " now on " << d << "\n";
     for (const auto& i : r.issues) out << "  ! " << i << "\n";
+    for (const auto& i : r.settled) out << "  - " << i << "\n";
+    if (!r.journal && !r.settled.empty())
+      out << "  its journal " << store.path(r.vm) << " has nothing left to undo; `gpuhook restore " << r.vm << "` removes it (nothing on the host changes)\n";
   }
   if (problems) out << "\n" << problems << " inconsistency(ies); `gpuhook restore <vm>` undoes a VM's journal.\n";
   return problems ? 1 : 0;

@@ -15,6 +15,14 @@ Status undo_in(StepContext& ctx, const JournalEntry& e) {
   }
   return info->undo(ctx, e.fields);
 }
+
+// An undo the kernel made impossible (Error::gone): one warning, the step leaves the journal, the
+// release counts as complete. A hint already given for an earlier gone step is not repeated.
+void log_gone(Log& log, const JournalEntry& e, const Error& err, std::string& last_hint) {
+  log.warn("undo " + std::to_string(e.seq) + " " + e.kind + ": cannot be restored until reboot: " + err.what);
+  if (!err.hint.empty() && err.hint != last_hint) log.warn("hint: " + err.hint);
+  last_hint = err.hint;
+}
 }  // namespace
 
 
@@ -90,11 +98,14 @@ RunOutcome Engine::apply(StepList& steps, const std::string& phase) {
     StepContext rb{ctx_.host, ctx_.log, rollback_deadline, ctx_.vm, ctx_.timeouts, ctx_.state_dir};
     // Kept in the journal, ascending order: a failed undo, and every older step after it (see release()).
     std::vector<JournalEntry> failed;
+    std::string gone_hint;
     for (size_t i = j.entries.size(); i-- > first_of_phase;) {
       const JournalEntry e = j.entries[i];
       fault("before-undo", e.seq, e.kind);
       Status u = undo_in(rb, e);
-      if (u) {
+      if (!u && u.error().gone) {
+        log_gone(ctx_.log, e, u.error(), gone_hint);
+      } else if (u) {
         ctx_.log.info("undo " + std::to_string(e.seq) + " " + e.kind + " ok");
         if (!failed.empty()) failed.insert(failed.begin(), e);
       } else {
@@ -148,6 +159,7 @@ RunOutcome Engine::release() {
   // on it; the GPU only finds its driver again when its module is loaded after its unbind).
   // Undo is idempotent, so replaying a step that was undone is safe.
   std::vector<JournalEntry> failed;
+  std::string gone_hint;
   while (!j.entries.empty()) {
     JournalEntry e = j.entries.back();
     Millis t0 = ctx_.host.clock.now_ms();
@@ -155,7 +167,9 @@ RunOutcome Engine::release() {
     Status u = undo_in(ctx_, e);
     Millis dt = ctx_.host.clock.now_ms() - t0;
     j.entries.pop_back();
-    if (u) {
+    if (!u && u.error().gone) {
+      log_gone(ctx_.log, e, u.error(), gone_hint);
+    } else if (u) {
       ++out.applied;
       ctx_.log.info("undo " + std::to_string(e.seq) + " " + e.kind + " ok (" + ms_str(dt) + ")");
       if (!failed.empty()) failed.insert(failed.begin(), e);

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "engine/step.h"
+#include "steps/steps.h"
 
 namespace gpuhook {
 
@@ -18,6 +19,9 @@ StepKindInfo switcheroo_kind();
 StepKindInfo acpi_mux_kind();
 StepKindInfo ddc_kind();
 StepKindInfo command_kind();
+std::string claim_nothing_left(StepContext&, const Record&);
+std::string vtcon_nothing_left(StepContext&, const Record&);
+std::string fb_nothing_left(StepContext&, const Record&);
 
 namespace {
 const std::map<std::string, StepKindInfo>& table() {
@@ -42,6 +46,13 @@ const std::map<std::string, StepKindInfo>& table() {
 const StepKindInfo* find_step_kind(const std::string& kind) {
   auto it = table().find(kind);
   return it == table().end() ? nullptr : &it->second;
+}
+
+std::string nothing_to_undo(StepContext& ctx, const std::string& kind, const Record& rec) {
+  if (kind == "claim") return claim_nothing_left(ctx, rec);
+  if (kind == "vtcon.unbind") return vtcon_nothing_left(ctx, rec);
+  if (kind == "fb.release") return fb_nothing_left(ctx, rec);
+  return "";
 }
 
 std::vector<std::string> step_kinds() {
