@@ -150,6 +150,7 @@ q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
   echo "DT_DISPLAY=$DM"
   echo "GPUHOOK=$(q "$GPUHOOK")"
   echo "SRC=$(q "$SRC")"
+  echo "DT_CACHE_DIR=$(q "$CACHE")"
   printf '%s\n' "$EXTRA_ENV" | while IFS= read -r kv; do
     case "$kv" in [A-Za-z_]*=*) echo "${kv%%=*}=$(q "${kv#*=}")" ;; esac
   done
@@ -234,13 +235,21 @@ set -- qemu-system-x86_64 -accel tcg -machine q35,kernel-irqchip=split -m "$MEM"
   -kernel "/boot/vmlinuz-$K" -initrd "$X/initrd" -append "$APPEND"
 python3 "$HERE/supervise.py" "$CONSOLE" "$TMO" "$X" "$RUN/shots" "$@" || rc=$?
 T1=$(date +%s.%N)
+# Libvirt's QEMU capabilities probed in this guest: kept for the next guest (libvirtd skips its
+# ~10 s probe when its cache is valid; libvirtd itself checks validity).
+if [ -d "$RUN/out/libvirt-caps" ] && [ ! -d "$CACHE/libvirt-caps" ]; then
+  cp -r "$RUN/out/libvirt-caps" "$CACHE/libvirt-caps.$$" && mv -T "$CACHE/libvirt-caps.$$" "$CACHE/libvirt-caps" 2>/dev/null ||
+    rm -rf "$CACHE/libvirt-caps.$$"
+fi
 WALL=$(echo "$T0 $T1" | awk '{printf "%.1f", $2-$1}')
 
 # 4. The verdict: the guest prints "RK ..." lines and one "RK-RESULT PASS|FAIL" at the end, and
 # writes out/result.
-sed -n 's/^\[ *[0-9.]*\] \(RK.*\)/\1/p' "$CONSOLE" | grep -av '^RK-RESULT' || true
+# Under systemd the lines come through journald: "[  42.28] [   22.50] bash[209]: RK ...".
+rk_lines() { sed -n 's/^\[ *[0-9.]*\] \(\[ *[0-9.]*\] [^ :]*\[[0-9]*\]: \)\{0,1\}\(RK.*\)/\2/p' "$CONSOLE"; }
+rk_lines | grep -av '^RK-RESULT' || true
 result=$(cat "$RUN/out/result" 2>/dev/null || true)
-grep -aq '\] RK-RESULT' "$CONSOLE" || result=
+rk_lines | grep -aq '^RK-RESULT' || result=
 case "$result" in
   PASS*) say "$NAME: PASS in ${WALL}s ($result); console: $CONSOLE"; exit 0 ;;
   FAIL*) say "$NAME: FAIL in ${WALL}s ($result); failed checks above (RK-FAIL); console: $CONSOLE"; exit 1 ;;

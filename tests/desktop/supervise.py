@@ -3,7 +3,8 @@
 # Writes the serial console to CONSOLE, each line prefixed with the host's seconds since QEMU
 # started ("[  12.34] ..."; OVMF's ANSI escapes removed); serves the guest's screenshot requests
 # (virtio-serial port "dt.shot", socket RUNDIR/shot.sock: the guest writes "NAME" or "NAME settle"
-# and reads back one line, "ok", or "error ..."; the picture of the VGA output, QMP screendump
+# and reads back one line: "ok" (a picture), "ok flat" (the whole screen one colour), "error ...",
+# followed by " (not settled)" when "settle" gave up; the picture of the VGA output, QMP screendump
 # through RUNDIR/qmp.sock, lands in SHOTDIR/NAME.png; "settle" first waits, at most 30 s, until the
 # screen is not one flat colour and is the same twice 0.5 s apart); kills QEMU after TIMEOUT
 # seconds. Exit: 0 when QEMU ended by itself, 124 on timeout.
@@ -49,7 +50,13 @@ def shot_server():
                     flat = px.count(px[:3]) * 3 == len(px)
                     if not flat and data == prev: how = ""; break
                     prev = data; time.sleep(0.5)
-            ans = grab("png", "%s/%s.png" % (shots, name))
+            ans = grab("ppm", xdir + "/probe.ppm")
+            if ans == "ok":
+                data = open(xdir + "/probe.ppm", "rb").read()
+                px = data[data.index(b"255\n") + 4:]
+                if px.count(px[:3]) * 3 == len(px): ans = "ok flat"
+                png = grab("png", "%s/%s.png" % (shots, name))
+                if png != "ok": ans = png
             note("desktop-host: screendump %s: %s%s (%.2fs)" % (name, ans, how, time.monotonic() - t))
             cf.write(ans + how + "\n"); cf.flush()
     except Exception as e:
