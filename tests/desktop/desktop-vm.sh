@@ -9,7 +9,7 @@
 # traps) and tests/realkernel's conventions.
 #
 #   desktop-vm.sh --gpuhook BIN --name NAME [--fb efifb|drm] [--init tini|systemd]
-#                 [--display none|weston] [--timeout SEC] [--logdir DIR] [--src DIR]
+#                 [--display none|weston] [--timeout SEC] [--mem MB] [--logdir DIR] [--src DIR]
 #                 [--env KEY=VALUE]... SCENARIO.sh
 #     --fb efifb    bochs-drm never loads (modprobe.blacklist=bochs): efifb owns the only GPU, no DRM
 #                   driver, as on a desktop whose NVIDIA driver runs without KMS
@@ -25,17 +25,19 @@
 # Exit: 0 pass; 1 fail; 77 skipped (QEMU, the kernel image, OVMF or an --init/--display program is
 # missing, and CI is not "true"). Console: LOGDIR/NAME/console.log (host seconds since QEMU started
 # on each line). Cache: ${DT_CACHE:-/var/tmp/gpuhook-desktop}/<kernel>-<harness hash>/initrd.gz.
-# Environment: DT_SMP (vCPUs, default 1: faster than 2 on a 2-core host), DT_MEM (MiB, default 1536).
+# Environment: DT_SMP (vCPUs, default 1: faster than 2 on a 2-core host), DT_MEM (MiB, default 1536;
+# --mem wins), DT_KERNEL (kernel version, default the newest with a /boot/vmlinuz-*).
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-FB=drm INIT=tini DM=none TMO=150 NAME= GPUHOOK= SRC= LOGDIR= EXTRA_ENV=
+FB=drm INIT=tini DM=none TMO=150 MEM=${DT_MEM:-1536} NAME= GPUHOOK= SRC= LOGDIR= EXTRA_ENV=
 while [ $# -gt 0 ]; do
   case "$1" in
     --fb) FB=$2; shift ;;
     --init) INIT=$2; shift ;;
     --display) DM=$2; shift ;;
     --timeout) TMO=$2; shift ;;
+    --mem) MEM=$2; shift ;;
     --name) NAME=$2; shift ;;
     --gpuhook) GPUHOOK=$2; shift ;;
     --src) SRC=$2; shift ;;
@@ -44,7 +46,7 @@ while [ $# -gt 0 ]; do
       case "$2" in [A-Za-z_]*=*) ;; *) echo "desktop-vm.sh: --env needs KEY=VALUE, not '$2'" >&2; exit 2 ;; esac
       EXTRA_ENV="$EXTRA_ENV
 $2"; shift ;;
-    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -eu/{/^#/p}' "$0"; exit 0 ;;
     -*) echo "desktop-vm.sh: unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac
@@ -216,7 +218,6 @@ APPEND="console=ttyS0 intel_iommu=on iommu=pt quiet panic=-1 no_timer_check dt.i
 [ "$INIT" = systemd ] && APPEND="$APPEND systemd.unit=desktop.target systemd.show_status=0"
 [ "$FB" = efifb ] && APPEND="$APPEND dt.bochs=0 modprobe.blacklist=bochs"   # udev must not load it either
 SMP=${DT_SMP:-1}
-MEM=${DT_MEM:-1536}
 say "$NAME: UEFI, --fb $FB, --init $INIT, --display $DM, kernel $K, -smp $SMP, timeout ${TMO}s; console: $CONSOLE"
 T0=$(date +%s.%N)
 rc=0
