@@ -22,6 +22,9 @@ StepKindInfo command_kind();
 std::string claim_nothing_left(StepContext&, const Record&);
 std::string vtcon_nothing_left(StepContext&, const Record&);
 std::string fb_nothing_left(StepContext&, const Record&);
+std::string service_stop_nothing_left(StepContext&, const Record&);
+std::string module_unload_nothing_left(StepContext&, const Record&);
+std::string pci_vfio_nothing_left(StepContext&, const Record&);
 
 namespace {
 const std::map<std::string, StepKindInfo>& table() {
@@ -52,6 +55,9 @@ std::string nothing_to_undo(StepContext& ctx, const std::string& kind, const Rec
   if (kind == "claim") return claim_nothing_left(ctx, rec);
   if (kind == "vtcon.unbind") return vtcon_nothing_left(ctx, rec);
   if (kind == "fb.release") return fb_nothing_left(ctx, rec);
+  if (kind == "service.stop") return service_stop_nothing_left(ctx, rec);
+  if (kind == "module.unload") return module_unload_nothing_left(ctx, rec);
+  if (kind == "pci.vfio") return pci_vfio_nothing_left(ctx, rec);
   return "";
 }
 
