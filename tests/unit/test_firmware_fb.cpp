@@ -152,6 +152,37 @@ TEST(Issue17, PlanAndCheckSayBeforeTheFirstStartThatTheFirmwareFramebufferWillNo
   EXPECT_EQ(cli(amd, {"plan", "desk"}).out.find("until reboot"), std::string::npos);
 }
 
+TEST(Issue17, TheHintIsTrueForTheMachine) {
+  // A second display device with a driver but no framebuffer: the desktop there is not affected.
+  {
+    Harness t;
+    build_single_gpu_efifb_desktop(t.h);
+    t.h.kernel.add_pci({"0000:02:00.0", "10de", "1c82", "10de", "11bf", "030000", "nvidia", "nvidia", 2, false});
+    put_profile(t.h, "desk", kTakeover);
+    ASSERT_EQ(t.start_vm("desk"), 0) << t.log.text();
+    t.stop_vm("desk");
+    EXPECT_TRUE(t.log.contains("hint: no framebuffer is left, so the text console stays off until reboot; the desktop "
+                               "on 0000:02:00.0 (nvidia) is not affected")) << t.log.text();
+    EXPECT_FALSE(t.log.contains("only GPU")) << t.log.text();
+  }
+  // An iGPU whose DRM driver has a framebuffer: fbcon never goes, the firmware framebuffer is
+  // gone for good but nothing is lost.
+  {
+    Harness t;
+    build_single_gpu_efifb_desktop(t.h);
+    t.h.kernel.add_drm_driver("i915", true);
+    t.h.kernel.add_module({"i915", {}, "i915", false, true});
+    t.h.kernel.add_pci({"0000:00:02.0", "8086", "3e92", "1458", "d000", "030000", "i915", "i915", 3, false});
+    put_profile(t.h, "desk", kTakeover);
+    ASSERT_EQ(t.start_vm("desk"), 0) << t.log.text();
+    t.stop_vm("desk");
+    EXPECT_TRUE(t.log.contains("undo 5 fb.release: cannot be restored until reboot")) << t.log.text();
+    EXPECT_TRUE(t.log.contains("hint: the console uses fb1 of 0000:00:02.0 (i915) now: nothing is lost")) << t.log.text();
+    EXPECT_TRUE(t.log.contains("undo 4 vtcon.unbind ok")) << t.log.text();
+    EXPECT_EQ(*t.h.fs.read("/sys/class/vtconsole/vtcon1/bind"), "1\n");
+  }
+}
+
 TEST(Issue17, TheConsoleUndoFindsFbconByNameAfterTheDriverIsBackNotByItsOldNumber) {
   Harness t;
   build_single_gpu_desktop(t.h);  // amdgpu, fbcon on its fb0 as vtcon1
