@@ -122,11 +122,11 @@ Status undo_vtcon(StepContext& ctx, const Record& rec) {
   // By name, not by the number recorded at prepare: runs after the GPU's driver is back, when
   // fbcon may have registered again under another vtconN (and vtconN may be another console now).
   auto fbcons = fb_vtconsoles(ctx.host.fs);
-  if (fbcons.empty() && !firmware_fbs(ctx.host.fs).empty()) {
+  auto unbound_fw = fbcons.empty() ? firmware_fbs(ctx.host.fs) : std::vector<std::string>{};
+  if (!unbound_fw.empty()) {
     // A firmware framebuffer is still registered, only unbound: fbcon comes back, bound, with it.
     Error e;
-    e.what = "the frame buffer console " + vt + " is not there while " + firmware_fbs(ctx.host.fs).front() +
-             " has no driver";
+    e.what = "the frame buffer console " + vt + " is not there while " + unbound_fw.front() + " has no driver";
     e.hint = "it comes back with that framebuffer; `gpuhook restore " + ctx.vm + "` retries both";
     return e;
   }
