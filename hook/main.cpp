@@ -16,6 +16,7 @@
 
 #include "app/args.h"
 #include "app/hook_event.h"
+#include "engine/session.h"
 #include "app/verbs.h"
 #include "host/real_host.h"
 #include "version.h"
@@ -99,9 +100,9 @@ FaultHook fault_from_env() {
 
 int hook_main(const Invocation& inv) {
   silence_stdout();
-  // Fast path: a VM that is not ours (the event of every other VM on the machine).
+  // Fast path: a VM that is not ours, no profile and no journal (every other VM on the machine).
   RealFs probe(inv.root);
-  bool ours = has_profile(probe, inv.vm);
+  bool ours = is_managed(probe, inv.vm);
   std::string xml = drain_stdin(ours && inv.op == "prepare");
   if (!ours) return 0;
 

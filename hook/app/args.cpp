@@ -53,8 +53,14 @@ const VerbSpec kVerbs[] = {
                               "would refuse. Changes nothing."},
     {"status", 0, 0, "status", "VMs with profiles, the devices each holds (from the journals), the driver of each\n"
                                "device now, and anything inconsistent. Exit 1 when something is inconsistent."},
-    {"restore", 1, 1, "restore VM", "Runs the release path of VM by hand from its journal: for recovering after a crash.\n"
-                                    "Safe to run twice; does nothing without a journal."},
+    {"restore", 1, 1, "restore VM [--force]",
+     "Undoes VM's journal (/run/gpuhook/VM.journal) by hand, as release does: for recovering after\n"
+     "a crash or a release that could not finish. It needs no profile and ignores the global config.\n"
+     "It takes the same locks as the hook (it waits for a running event of any VM, then names it if\n"
+     "that takes too long), and it refuses, naming the process, while a process (the VM's QEMU)\n"
+     "still holds the /dev/vfio/N of a group the journal bound: taking the GPU from a running VM\n"
+     "crashes it. Safe to run twice; does nothing without a journal.\n"
+     "  --force   restore even then: the devices are unbound under that process (stop the VM first)"},
     {"hook", 3, 4, "hook VM OPERATION SUB-OPERATION [EXTRA]",
      "Runs the libvirt hook path by hand, exactly as libvirtd would (domain XML on stdin)."},
 };
@@ -176,6 +182,7 @@ Invocation parse_args(const std::vector<std::string>& argv) {
       }
       (name == "--xml" ? inv.xml_file : inv.connect) = value;
     }
+    else if (inv.verb == "restore" && a == "--force") inv.force = true;
     else if (inv.verb != "hook" && a.rfind("--", 0) == 0) {
       inv.error = "unknown option " + a + " for " + inv.verb;
       return inv;

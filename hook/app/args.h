@@ -2,7 +2,7 @@
 //
 //   libvirt:  /etc/libvirt/hooks/qemu <vm> <op> <sub-op> <extra>      (or hooks/qemu.d/<anything>)
 //   by hand:  gpuhook [--root DIR] hook <vm> <op> <sub-op> [<extra>]
-//   CLI:      gpuhook [--root DIR] [--json] doctor|groups|ids ADDR|check VM|plan VM|status|restore VM
+//   CLI:      gpuhook [--root DIR] [--json] doctor|groups|ids ADDR|check VM|plan VM|status|restore VM [--force]
 //             check also takes --connect URI and --xml FILE
 #pragma once
 #include <string>
@@ -21,6 +21,7 @@ struct Invocation {
   std::string vm, op, sub, extra;
   std::string connect;            // check --connect URI: libvirt URI ("" = libvirt's default)
   std::string xml_file;           // check --xml FILE: the domain XML from a file instead of libvirt
+  bool force = false;             // restore --force: restore even while a process holds the VM's /dev/vfio groups
   std::string error;              // usage_error: what is wrong
   bool from_libvirt = false;      // run by libvirtd under its hook name
 };

@@ -1,7 +1,7 @@
 // The hook's fast path, decided before any library is loaded (hook/front.cpp): libvirtd runs the
 // hook for every event of every VM, and for a VM without a profile the whole job is one lstat()
 // and draining stdin. This reads argv exactly as parse_args() does for the hook forms and
-// decides like has_profile() on RealFs, over plain char* with libc only (no allocation, no C++
+// decides like is_managed() (engine/session.h) on RealFs, over plain char* with libc only (no allocation, no C++
 // library), so the front can be a small static program. Anything it does not recognise is left
 // to the full program. Unit tests and fuzz_args check that it agrees with parse_args/has_profile.
 #pragma once
@@ -78,8 +78,9 @@ inline bool safe_vm_name(const char* vm) {
 
 enum class Decision { not_ours, ours, unsure };
 
-// has_profile(RealFs(root), vm): a safe name and something at <root>/etc/gpuhook/vms/<vm>.toml
-// (lstat). `unsure` when the path does not fit the buffer: the full program decides.
+// is_managed(RealFs(root), vm): a safe name and something at <root>/etc/gpuhook/vms/<vm>.toml or
+// at <root>/run/gpuhook/<vm>.journal (lstat each): a VM whose profile was removed while it ran
+// still has its journal undone. `unsure` when a path does not fit the buffer: the full program decides.
 inline Decision profile_decision(const HookArgs& h) {
   if (!safe_vm_name(h.vm)) return Decision::not_ours;
   size_t rlen = std::strlen(h.root);
@@ -89,6 +90,9 @@ inline Decision profile_decision(const HookArgs& h) {
   int n = std::snprintf(path, sizeof path, "%.*s/etc/gpuhook/vms/%s.toml", static_cast<int>(rlen), h.root, h.vm);
   if (n < 0 || static_cast<size_t>(n) >= sizeof path) return Decision::unsure;
   struct stat st;
+  if (::lstat(path, &st) == 0) return Decision::ours;
+  n = std::snprintf(path, sizeof path, "%.*s/run/gpuhook/%s.journal", static_cast<int>(rlen), h.root, h.vm);
+  if (n < 0 || static_cast<size_t>(n) >= sizeof path) return Decision::unsure;
   return ::lstat(path, &st) == 0 ? Decision::ours : Decision::not_ours;
 }
 

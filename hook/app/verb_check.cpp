@@ -16,7 +16,7 @@
 #include "app/libvirt_dl.h"
 #include "app/verbs.h"
 #include "domain/domain_xml.h"
-#include "engine/planner.h"
+#include "plan/planner.h"
 #include "steps/steps.h"
 #include "sysinfo/gpus.h"
 #include "sysinfo/kmod.h"
@@ -30,19 +30,8 @@ constexpr size_t kMaxXml = 8u << 20;
 bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 bool has(const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
 
-// Which finding a planner refusal is. The planner's texts are covered by tests (test_setup_check),
-// so a change there shows up as a failing test rather than a wrong id.
-std::string refusal_id(const Error& e) {
-  const std::string& w = e.what;
-  if (contains(w, "does not exist on this host") && w.rfind("the GPU ", 0) == 0) return "gpu-missing";
-  if (contains(w, "the IOMMU is off")) return "iommu-off";
-  if (contains(w, "also holds devices of other slots") || contains(w, "[gpu] also lists")) return "group-incomplete";
-  if (contains(w, "display mode 'mux'")) return "mux-unavailable";
-  if (contains(w, "drives the host's only active display")) return "display-in-use";
-  if (contains(w, "the GPU is in use")) return "gpu-in-use";
-  if (contains(w, "the domain's hostdev")) return "hostdev-address";
-  return "prepare-refused";
-}
+// Which finding a planner refusal is: its stable id, set where the planner refuses.
+std::string refusal_id(const Error& e) { return e.id.empty() ? "prepare-refused" : e.id; }
 
 
 

@@ -6,8 +6,9 @@
 #include <cstdio>
 
 #include "app/hook_event.h"
-#include "engine/planner.h"
+#include "engine/session.h"
 #include "steps/steps.h"
+#include "plan/planner.h"
 #include "sysinfo/pci.h"
 
 namespace gpuhook {
@@ -140,7 +141,7 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
   auto gr = load_global(app.host.fs, kGlobalConfig, &ge);
   for (const auto& l : ge.lines) err << l << "\n";
   GlobalConfig g = gr ? *gr : GlobalConfig{};
-  JournalStore store(app.host.fs, g.state_dir);
+  JournalStore store(app.host.fs, kStateDir);
   PciSysfs pci(app.host.fs);
 
   std::vector<std::string> vms;
@@ -157,6 +158,7 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
     bool journal = false;
     std::vector<std::pair<std::string, std::string>> devices;  // address, driver now
     std::vector<std::string> issues;
+    std::string busy;  // an event holds the VM's lock: not compared now
     std::vector<std::string> settled;  // journaled steps with nothing left to undo
   };
   std::vector<Row> rows;
@@ -171,6 +173,19 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
     } else {
       r.issues.push_back("journal without a profile");
     }
+    // A session of its own (VM lock only, no wait): a journal in the middle of an event is not
+    // compared with the host, it is said to be busy.
+    std::unique_ptr<Session> session;
+    if (store.exists(vm)) {
+      auto s = Session::open(app.host, vm, {"status", 0, false});
+      if (!s) {
+        r.journal = true;
+        r.busy = s.error().message();
+        rows.push_back(std::move(r));
+        continue;
+      }
+      session = std::move(*s);
+    }
     auto j = store.load(vm);
     if (j && !j->entries.empty()) {
       r.journal = true;
@@ -182,22 +197,21 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
         }
       Deadline d(app.host.clock, 5000);
       NullLog nl;
-      StepContext ctx{app.host, nl, d, vm, g.timeouts, g.state_dir};
-      // As Engine::verify, except that a step whose undo has nothing left to do (undone already,
-      // or its object removed by the kernel until reboot) is no inconsistency: `restore` could
-      // not change it. It is listed as settled.
-      for (const auto& p : j->problems) r.issues.push_back("journal: " + p);
-      for (const auto& e : j->entries) {
-        std::string label = "step " + std::to_string(e.seq) + " " + e.kind;
+      StepContext ctx{app.host, nl, d, vm, g.timeouts, kStateDir};
+      // A step whose undo has nothing left to do (undone already, or its object removed by the
+      // kernel until reboot) is no inconsistency: `restore` could not change it. It is listed as
+      // settled, and what verify says about it is left out.
+      std::vector<std::string> settled_prefixes;
+      for (const auto& e : j->entries)
         if (auto why = nothing_to_undo(ctx, e.kind, e.fields); !why.empty()) {
-          r.settled.push_back(label + ": nothing left to undo: " + why);
-          continue;
+          r.settled.push_back("step " + std::to_string(e.seq) + " " + e.kind + ": nothing left to undo: " + why);
+          settled_prefixes.push_back("step " + std::to_string(e.seq) + " ");
         }
-        const StepKindInfo* info = find_step_kind(e.kind);
-        if (!e.done) r.issues.push_back(label + " was never completed");
-        else if (!info) r.issues.push_back("step " + std::to_string(e.seq) + ": unknown kind " + e.kind);
-        else if (info->verify)
-          if (std::string diff = info->verify(ctx, e.fields); !diff.empty()) r.issues.push_back(label + ": " + diff);
+      Engine engine(ctx, store, builtin_step_kinds());
+      for (auto& diff : engine.verify()) {
+        bool settled = false;
+        for (const auto& sp : settled_prefixes) settled = settled || diff.rfind(sp, 0) == 0;
+        if (!settled) r.issues.push_back(diff);
       }
       r.journal = r.settled.size() < j->entries.size() || !j->problems.empty();
     } else if (!j) {
@@ -220,7 +234,7 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
       for (size_t k = 0; k < r.issues.size(); ++k) out << (k ? "," : "") << json_str(r.issues[k]);
       out << "],\"settled\":[";
       for (size_t k = 0; k < r.settled.size(); ++k) out << (k ? "," : "") << json_str(r.settled[k]);
-      out << "]}";
+      out << "],\"busy\":" << (r.busy.empty() ? "null" : json_str(r.busy)) << "}";
     }
     out << "]}\n";
     return problems ? 1 : 0;
@@ -229,6 +243,7 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
   for (const auto& r : rows) {
     out << r.vm << ": " << (r.journal ? "holds the GPU (journal in " + store.path(r.vm) + ")" : "not active")
         << (r.profile_gpu.empty() ? "" : ", profile GPU " + r.profile_gpu) << "\n";
+    if (!r.busy.empty()) out << "  an event is running, not compared now: " << r.busy << "\n";
     for (const auto& [a, d] : r.devices) out << "  " << a << " now on " << d << "\n";
     for (const auto& i : r.issues) out << "  ! " << i << "\n";
     for (const auto& i : r.settled) out << "  - " << i << "\n";
@@ -239,20 +254,63 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
   return problems ? 1 : 0;
 }
 
+// The processes that hold /dev/vfio/N of the groups the journal bound: a running VM's QEMU.
+static std::vector<Holder> vfio_holders(AppContext& app, const Journal& j) {
+  std::vector<std::pair<std::string, std::string>> nodes;
+  for (const auto& a : Session::journal_devices(j)) {
+    std::string g = link_name(app.host.fs, std::string(kPciDevices) + "/" + a + "/iommu_group");
+    if (g.empty() || g.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string node = "/dev/vfio/" + g;
+    bool dup = false;
+    for (const auto& [n, _] : nodes) dup |= n == node;
+    if (!dup) nodes.emplace_back(node, a);
+  }
+  return find_holders(app.host.fs, nodes, app.host.signals.self_pid());
+}
+
 int verb_restore(AppContext& app, const Invocation& inv, std::ostream& out, std::ostream& err) {
   const std::string& vm = inv.args[0];
   if (auto why = vm_name_problem(vm); !why.empty()) {
     err << "gpuhook: refusing VM name: " << why << "\n";
     return 2;
   }
+  // The global config is read for the log only: the journal, not a file a person edits, says
+  // what to undo and how long to wait.
   ConfigErrors ge;
   auto gr = load_global(app.host.fs, kGlobalConfig, &ge);
   for (const auto& l : ge.lines) err << l << "\n";
   GlobalConfig g = gr ? *gr : GlobalConfig{};
-  JournalStore store(app.host.fs, g.state_dir);
-  if (!store.exists(vm)) {
-    out << "VM " << vm << " has no journal: nothing to restore.\n";
+  JournalStore probe(app.host.fs, kStateDir);
+  if (!probe.exists(vm)) {
+    out << "VM " << vm << " has no journal: nothing to restore (no " << probe.path(vm) << ").\n";
     return 0;
+  }
+  // The same session as the hook's: the host lock, the VM's, its devices'.
+  auto session = Session::open(app.host, vm, {"restore", g.timeouts.event_ms, true});
+  if (!session) {
+    err << "gpuhook: cannot restore " << vm << ": " << session.error().message() << "\n"
+        << "  what to do: " << session.error().hint << "\n";
+    return 1;
+  }
+  JournalStore& store = (*session)->store();
+  Timeouts t;
+  if (auto j = store.load(vm); j) {
+    t = timeouts_from(j->timeouts, t);
+    (void)(*session)->lock_devices(Session::journal_devices(*j));
+    auto holders = vfio_holders(app, *j);
+    if (!holders.empty()) {
+      std::string who;
+      for (const auto& h : holders)
+        who += (who.empty() ? "" : ", ") + h.name + " (pid " + std::to_string(h.pid) + ") holds " + h.node;
+      if (!inv.force) {
+        err << "gpuhook: refusing to restore " << vm << ": the VM still uses its GPU: " << who << "\n"
+            << "  why: restoring would unbind the devices from vfio-pci under that process (the VM crashes or hangs)\n"
+            << "  what to do: shut the VM down (`virsh shutdown " << vm << "`); libvirt's release then restores the host.\n"
+            << "  `gpuhook restore " << vm << " --force` would restore now anyway, under that process.\n";
+        return 1;
+      }
+      err << "gpuhook: --force: restoring although " << who << "\n";
+    }
   }
   std::string problem;
   auto file_log = app.open_log(g, "[" + vm + " restore " + std::to_string(app.host.signals.self_pid()) + "] ", &problem);
@@ -266,12 +324,12 @@ int verb_restore(AppContext& app, const Invocation& inv, std::ostream& out, std:
       if (lvl >= Level::info) o << m << "\n";
     }
   } tee(*file_log, out);
-  Deadline d(app.host.clock, g.timeouts.event_ms);
-  StepContext ctx{app.host, tee, d, vm, g.timeouts, g.state_dir};
-  Engine engine(ctx, store);
+  Deadline d(app.host.clock, t.event_ms);
+  StepContext ctx{app.host, tee, d, vm, t, kStateDir};
+  Engine engine(ctx, store, builtin_step_kinds());
   RunOutcome o = engine.release();
   if (o.ok) {
-    out << "VM " << vm << ": host restored.\n";
+    out << "VM " << vm << ": host restored" << (o.gone.empty() ? "" : " (what cannot come back until reboot is logged above)") << ".\n";
     return 0;
   }
   err << "gpuhook: restore of " << vm << " incomplete: " << o.error.message() << "\n";

@@ -1,5 +1,17 @@
 // The engine: applies a plan of steps with a journal, rolls back on failure, undoes from the
-// journal on release, and compares the journal with the host on reconnect.
+// journal on release, and compares the journal with the host on reconnect. It runs inside a
+// Session (engine/session.h), which holds the locks and owns the journal's store.
+//
+// What no step can break:
+//   - nothing escapes as an exception: a step that throws (a program that cannot be launched, a
+//     bad_alloc on a hostile journal) is an error of that one step;
+//   - an undo that fails keeps its step (and every older one) in the journal for the next try,
+//     and release goes on with the next undo;
+//   - an undo the kernel made impossible (Error::gone) is logged once and dropped;
+//   - a step whose guarded write was still in the kernel at its deadline (Error::may_complete)
+//     keeps its journal entry while that writer lives: the write may still land, so the journal
+//     is never deleted under it; its undo checks the real state when run again;
+//   - a journal of an unknown version is not undone automatically.
 #pragma once
 #include <functional>
 #include <string>
@@ -21,15 +33,18 @@ struct RunOutcome {
   bool touched = false;         // a step's apply ran (the host may have changed)
   bool rolled_back = true;      // every applied step was undone after a failure
   std::vector<std::string> undo_failures;
+  std::vector<std::string> gone;     // undos the kernel made impossible until reboot (logged, dropped)
+  std::vector<std::string> pending;  // steps kept because a write of theirs may still land
 };
 
 class Engine {
  public:
-  Engine(StepContext& ctx, JournalStore& store, FaultHook fault = {})
-      : ctx_(ctx), store_(store), fault_(std::move(fault)) {}
+  Engine(StepContext& ctx, JournalStore& store, const StepRegistry& kinds, FaultHook fault = {})
+      : ctx_(ctx), store_(store), kinds_(kinds), fault_(std::move(fault)) {}
 
   // Journals and applies each step in order. On the first failure: undoes this step and every
   // earlier one of this phase, newest first; the journal keeps only what could not be undone.
+  // `timeouts` (the profile's) are written into the journal for release.
   RunOutcome apply(StepList& steps, const std::string& phase);
 
   // Undoes every journaled step, newest first, best effort (a failed undo is logged and kept in
@@ -40,9 +55,21 @@ class Engine {
   std::vector<std::string> verify();
 
  private:
+  Status undo_one(StepContext& ctx, const JournalEntry& e);
+  bool writer_alive(const JournalEntry& e);
   StepContext& ctx_;
   JournalStore& store_;
+  const StepRegistry& kinds_;
   FaultHook fault_;
 };
+
+// The start time (clock ticks after boot, field 22 of /proc/<pid>/stat) of a process, "" when
+// it does not exist. With the pid it names one process for ever: pids are reused, start times
+// of a reused pid differ.
+std::string process_start_time(Fs& fs, int pid);
+
+// Timeouts written into the journal at prepare, and read back by release.
+Record timeouts_record(const Timeouts& t);
+Timeouts timeouts_from(const Record& r, Timeouts fallback);
 
 }  // namespace gpuhook

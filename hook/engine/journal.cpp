@@ -45,13 +45,23 @@ std::string Journal::serialize() const {
       "# gpuhook journal: the changes gpuhook made to this host for VM '" + escape_value(vm) +
       "', oldest first.\n"
       "# 'step' is written before a change (with the state before it), 'done' after it.\n"
-      "# Undo: `gpuhook restore " + escape_value(vm) + "` (README: Recovering by hand).\n"
-      "gpuhook-journal 1\nvm " + escape_value(vm) + "\n";
+      "# Undo: `gpuhook restore " + escape_value(vm) + "` (README: Recovering by hand).\n" +
+      (version_known() ? "gpuhook-journal " + std::to_string(version) : header_line) + "\nvm " + escape_value(vm) +
+      "\n";
+  if (!timeouts.empty()) {
+    s += "timeouts";
+    for (const auto& [k, v] : timeouts) s += " " + escape_value(k) + "=" + escape_value(v);
+    s += "\n";
+  }
   for (const auto& e : entries) {
     s += "step " + std::to_string(e.seq) + " " + e.kind + " phase=" + escape_value(e.phase);
-    for (const auto& [k, v] : e.fields) s += " " + k + "=" + escape_value(v);
+    for (const auto& [k, v] : e.fields) s += " " + escape_value(k) + "=" + escape_value(v);
     s += "\n";
     if (e.done) s += "done " + std::to_string(e.seq) + "\n";
+  }
+  if (!damaged.empty()) {
+    s += "# Lines gpuhook could not read, kept (escaped) for a person to check: README, \"The journal\".\n";
+    for (const auto& d : damaged) s += "damaged " + escape_value(d) + "\n";
   }
   return s;
 }
@@ -94,11 +104,13 @@ Journal Journal::parse(std::string_view text) {
     std::string_view line = text.substr(pos, complete ? nl - pos : std::string_view::npos);
     pos = complete ? nl + 1 : text.size();
     ++lineno;
-    auto bad = [&](const std::string& why) {
-      std::string shown(line.substr(0, 80));
+    auto bad = [&](const std::string& why, std::string_view raw = {}) {
+      std::string_view keep = raw.empty() ? line : raw;
+      std::string shown(keep.substr(0, 80));
       for (auto& c : shown)
         if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
       j.problems.push_back("line " + std::to_string(lineno) + ": " + why + ": '" + shown + "'");
+      j.damaged.emplace_back(keep.substr(0, 4096));
     };
     if (line.empty() || line[0] == '#') continue;
     if (!complete) {
@@ -108,8 +120,40 @@ Journal Journal::parse(std::string_view text) {
     auto w = words(line);
     if (w.empty()) continue;
     if (w[0] == "gpuhook-journal") {
-      if (w.size() != 2 || w[1] != "1") bad("unknown journal version");
+      int v = 0;
+      if (header) {
+        bad("a second header");
+      } else if (w.size() != 2 || !parse_int(w[1], v) || (v != 1 && v != 2)) {
+        // Reported, and the line kept as it is: the file stays of an unknown version.
+        std::string shown(line.substr(0, 80));
+        for (auto& c : shown)
+          if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+        j.problems.push_back("line " + std::to_string(lineno) + ": unknown journal version (this gpuhook reads "
+                             "versions 1 and 2): '" + shown + "'");
+        j.version = -1;
+        j.header_line = std::string(line.substr(0, 4096));
+      } else {
+        j.version = v;
+      }
       header = true;
+    } else if (w[0] == "damaged" && w.size() == 2) {
+      bool ok = true;
+      std::string raw = unescape_value(w[1], &ok);
+      bad("a line an earlier gpuhook could not read", raw);
+    } else if (w[0] == "timeouts") {
+      bool ok = true;
+      Record t;
+      for (size_t i = 1; i < w.size() && ok; ++i) {
+        auto eq = w[i].find('=');
+        if (eq == std::string_view::npos || eq == 0) { ok = false; break; }
+        bool kok = true, vok = true;
+        std::string key = unescape_value(w[i].substr(0, eq), &kok);
+        std::string val = unescape_value(w[i].substr(eq + 1), &vok);
+        ok = kok && vok;
+        t[key] = val;
+      }
+      if (!ok) bad("malformed timeouts");
+      else j.timeouts = std::move(t);
     } else if (w[0] == "vm" && w.size() == 2) {
       j.vm = unescape_value(w[1]);
     } else if (w[0] == "step" && w.size() >= 3) {
@@ -129,10 +173,10 @@ Journal Journal::parse(std::string_view text) {
           ok = false;
           break;
         }
-        bool vok = true;
-        std::string key(w[i].substr(0, eq));
+        bool kok = true, vok = true;
+        std::string key = unescape_value(w[i].substr(0, eq), &kok);
         std::string val = unescape_value(w[i].substr(eq + 1), &vok);
-        if (!vok) ok = false;
+        if (!vok || !kok || key.empty()) ok = false;
         if (key == "phase") e.phase = val;
         else e.fields[key] = val;
       }
@@ -158,7 +202,8 @@ Journal Journal::parse(std::string_view text) {
     }
   }
   if (!header && (!j.entries.empty() || !j.problems.empty()))
-    j.problems.insert(j.problems.begin(), "the 'gpuhook-journal 1' header is missing");
+    // Damaged, not of another version: the readable steps are still undone (as version 1).
+    j.problems.insert(j.problems.begin(), "the 'gpuhook-journal N' header is missing");
   return j;
 }
 

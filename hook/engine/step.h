@@ -4,6 +4,7 @@
 // profile has changed or the hook that made the change was killed.
 #pragma once
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,16 +12,9 @@
 #include "engine/journal.h"
 #include "host/host.h"
 #include "host/log.h"
+#include "profile/timeouts.h"
 
 namespace gpuhook {
-
-struct Timeouts {
-  Millis event_ms = 30000;    // the whole event
-  Millis unbind_ms = 10000;   // one driver unbind/probe
-  Millis command_ms = 10000;  // one external program
-  Millis service_ms = 20000;  // a unit to stop or start
-  Millis terminate_ms = 5000; // holders between SIGTERM and SIGKILL
-};
 
 struct StepContext {
   Host& host;
@@ -57,8 +51,9 @@ struct StepKindInfo {
   VerifyFn verify;  // may be empty
 };
 
-// Registry of step kinds (filled by steps/registry.cpp).
-const StepKindInfo* find_step_kind(const std::string& kind);
-std::vector<std::string> step_kinds();
+// The kinds of step a journal may name, with their undo and verify: handed to the engine by the
+// layer that defines the steps (steps/registry.cpp: builtin_step_kinds()), so the engine never
+// depends on the steps.
+using StepRegistry = std::map<std::string, StepKindInfo>;
 
 }  // namespace gpuhook

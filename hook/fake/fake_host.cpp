@@ -5,7 +5,7 @@
 namespace gpuhook {
 
 Result<RunResult> FakeRunner::run(const std::vector<std::string>& argv, const Deadline& d) {
-  if (argv.empty()) return Error{"cannot run an empty command", "", "", EINVAL};
+  if (argv.empty()) return Error{"cannot run an empty command", "", "", EINVAL, false, false, 0, false, ""};
   std::string line = format_argv(argv);
   calls.push_back(line);
   // An absolute path must be registered as such, except the system tools the kernel model provides.

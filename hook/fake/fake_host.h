@@ -189,8 +189,9 @@ class FakeKernel {
   void probe(const std::string& addr);
   void register_driver(const std::string& drv);
   void unregister_driver(const std::string& drv);
-  bool nvidia_busy() const;
+  bool nvidia_busy(const std::string& addr) const;
   void write_proc(const FakeProcess& p);
+  void nvidia_nodes(bool present);
   std::string normal_module(std::string m) const;
   bool take_fault(std::map<std::string, std::pair<Fault, int>>& faults, const std::string& key, Fault& f);
   void register_fb(const std::string& device_dir);    // fbN under device_dir/graphics

@@ -66,6 +66,7 @@ void FakeKernel::add_pci(const FakePci& d0) {
     fs_.put_link(group_dir(d.group) + "/devices/" + d.address, dir);
   }
   if (!want.empty() && fs_.is_dir("/sys/bus/pci/drivers/" + want)) bind(d.address, want);
+  if (d.native_driver == "nvidia" && module_loaded("nvidia")) nvidia_nodes(true);
 }
 
 void FakeKernel::add_bridge(const std::string& address, int group, const std::string& parent) {
@@ -98,11 +99,29 @@ void FakeKernel::add_module(const FakeModule& m0) {
     fs_.put_file("/sys/module/" + m.name + "/initstate", "live\n");
     fs_.put_file("/sys/module/" + m.name + "/refcnt", "0\n");
     if (!m.driver.empty()) register_driver(m.driver);
-    if (m.name == "nvidia") {
-      fs_.put_file("/dev/nvidia0", "");
-      fs_.put_file("/dev/nvidiactl", "");
+    if (m.name == "nvidia") nvidia_nodes(true);
+  }
+}
+
+// NVIDIA's driver: /dev/nvidia<minor> per GPU (minors in address order), /dev/nvidiactl, and
+// /proc/driver/nvidia/gpus/<address>/information naming each GPU's minor.
+void FakeKernel::nvidia_nodes(bool present) {
+  int minor = 0;
+  for (const auto& [a, d] : pci_) {
+    if (d.native_driver != "nvidia") continue;
+    std::string info = "/proc/driver/nvidia/gpus/" + a + "/information";
+    std::string node = "/dev/nvidia" + std::to_string(minor++);
+    if (present) {
+      fs_.put_file(node, "");
+      fs_.put_file(info, "Model: \t\t NVIDIA GeForce GTX 1660 Ti\nIRQ:   \t\t 150\nDevice Minor: \t " +
+                             std::to_string(minor - 1) + "\nBus Location: \t " + a + "\n");
+    } else {
+      fs_.erase(node);
+      fs_.erase_tree("/proc/driver/nvidia/gpus/" + a);
     }
   }
+  if (present) fs_.put_file("/dev/nvidiactl", "");
+  else fs_.erase("/dev/nvidiactl");
 }
 
 bool FakeKernel::module_loaded(const std::string& m) const {
@@ -113,6 +132,11 @@ bool FakeKernel::module_loaded(const std::string& m) const {
 void FakeKernel::write_proc(const FakeProcess& p) {
   std::string base = "/proc/" + std::to_string(p.pid);
   fs_.put_file(base + "/comm", p.comm + "\n");
+  // cgroup v2, as systemd lays it out: a unit's processes under system.slice, anything else as
+  // a user's service under user@1000.service (where a desktop's helpers run).
+  fs_.put_file(base + "/cgroup", p.unit.empty() ? "0::/user.slice/user-1000.slice/user@1000.service/app.slice/" + p.comm +
+                                                       ".service\n"
+                                                 : "0::/system.slice/" + p.unit + "\n");
   fs_.put_dir(base + "/fd");
   int fd = 3;
   for (const auto& n : p.open) fs_.put_link(base + "/fd/" + std::to_string(fd++), n);
@@ -304,10 +328,20 @@ void FakeKernel::probe(const std::string& addr) {
   if (!drv.empty() && fs_.is_dir("/sys/bus/pci/drivers/" + drv)) bind(addr, drv);
 }
 
-bool FakeKernel::nvidia_busy() const {
+// NVIDIA's unbind of one GPU waits while a process has that GPU's own node open (the driver's
+// per-device usage count, "NVRM: Attempting to remove minor device N with non-zero usage
+// count"); another GPU's node and the driver-wide nvidiactl do not hold it.
+bool FakeKernel::nvidia_busy(const std::string& addr) const {
+  int minor = 0;
+  std::string node;
+  for (const auto& [a, d] : pci_) {
+    if (d.native_driver != "nvidia") continue;
+    if (a == addr) node = "/dev/nvidia" + std::to_string(minor);
+    ++minor;
+  }
   for (const auto& [pid, p] : procs_)
     for (const auto& n : p.open)
-      if (n.rfind("/dev/nvidia", 0) == 0) return true;
+      if (n == node) return true;
   return false;
 }
 
@@ -358,7 +392,7 @@ Status FakeKernel::on_write(const std::string& path, std::string_view data0, con
     if (!pci_.count(data)) return err(ENODEV, "no such device " + data, path);
     if (ends(path, "/unbind")) {
       if (pci_[data].driver != drv) return err(ENODEV, data + " is not bound to " + drv, path);
-      if (drv == "nvidia" && nvidia_busy()) return hang(clock_, guard, path);
+      if (drv == "nvidia" && nvidia_busy(data)) return hang(clock_, guard, path);
       unbind(data);
       return Status::success();
     }
@@ -549,10 +583,7 @@ RunResult FakeKernel::modprobe(const std::vector<std::string>& a) {
     if (!mod.driver.empty()) unregister_driver(mod.driver);
     mod.loaded = false;
     fs_.erase_tree("/sys/module/" + m);
-    if (m == "nvidia") {
-      fs_.erase("/dev/nvidia0");
-      fs_.erase("/dev/nvidiactl");
-    }
+    if (m == "nvidia") nvidia_nodes(false);
     if (m == "vfio") fs_.erase_tree("/dev/vfio");
     // Like kmod 30: the dependencies go too, newest first, each alone (not its own
     // dependencies), stopping at the first one still in use: `modprobe -r vfio_pci` removes
@@ -584,10 +615,7 @@ RunResult FakeKernel::modprobe(const std::vector<std::string>& a) {
   mod.loaded = true;
   fs_.put_file("/sys/module/" + m + "/initstate", "live\n");
   fs_.put_file("/sys/module/" + m + "/refcnt", "0\n");
-  if (m == "nvidia") {
-    fs_.put_file("/dev/nvidia0", "");
-    fs_.put_file("/dev/nvidiactl", "");
-  }
+  if (m == "nvidia") nvidia_nodes(true);
   if (m == "vfio") fs_.put_file("/dev/vfio/vfio", "");
   if (!mod.driver.empty()) register_driver(mod.driver);
   if (auto sd = softdep_post_.find(m); sd != softdep_post_.end())

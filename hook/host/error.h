@@ -19,6 +19,7 @@ struct Error {
   // A guarded write (Fs::write_guarded) whose child was still in the kernel at the deadline: the
   // write may still happen later. Callers must check the real state, never assume it did not.
   bool may_complete = false;
+  int pending_pid = 0;  // with may_complete: the writer process still in the kernel (0: unknown)
   // Undo only: the kernel made the previous state impossible to bring back until reboot (the
   // firmware framebuffer's platform device was unregistered, a vtconsole vanished with its
   // framebuffer). Not a failure to retry: the engine logs one warning with `hint` and drops the step.

@@ -82,7 +82,7 @@ struct Drain {
 };
 
 Result<RunResult> ProcessRunner::run(const std::vector<std::string>& argv, const Deadline& d) {
-  if (argv.empty()) return Error{"cannot run an empty command", "", "", EINVAL};
+  if (argv.empty()) return Error{"cannot run an empty command", "", "", EINVAL, false, false, 0, false, ""};
   auto exe = find(argv[0]);
   if (exe.empty()) {
     Error e;

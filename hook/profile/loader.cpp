@@ -493,10 +493,13 @@ void global_body(Checker& c, const toml::table& root, GlobalConfig& g) {
   }
   if (auto* st = c.table(root, "state", "state")) {
     c.keys(*st, "[state]", {"dir"});
+    // Journals and locks live in /run/gpuhook, fixed: release must find a VM's journal whatever
+    // happened to this file while the VM ran. The key stays readable with that one value.
     if (auto v = c.str(*st, "dir", "[state] dir")) {
-      std::string why = abs_dir_problem(*v);
-      if (!why.empty()) c.at(st->get("dir")->source(), "[state] dir " + why);
-      else g.state_dir = *v;
+      if (*v != "/run/gpuhook" && *v != "/run/gpuhook/")
+        c.at(st->get("dir")->source(), "[state] dir '" + shown_value(*v) +
+                                           "' is no longer supported: journals always live in /run/gpuhook, so that "
+                                           "release finds them whatever this file says later; remove the [state] table");
     }
   }
   read_timeouts(c, root, g.timeouts);

@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
-#include "engine/step.h"
 #include "host/error.h"
 #include "host/fs.h"
 #include "host/log.h"
+#include "profile/timeouts.h"
 
 namespace gpuhook {
 
@@ -55,7 +55,6 @@ struct GlobalConfig {
   Level log_level = Level::info;
   std::string log_dir = "/var/log/gpuhook";
   bool syslog = true;
-  std::string state_dir = "/run/gpuhook";
   Timeouts timeouts;
 };
 

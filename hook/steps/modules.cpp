@@ -9,15 +9,10 @@
 // dependency) holds, leaving vfio, vfio_iommu_type1, vfio_virqfd, irqbypass and /dev/vfio/vfio
 // behind. Undo removes those too, newest first, when nothing uses them.
 #include "steps/steps.h"
+#include "sysinfo/kmod.h"
 
 namespace gpuhook {
 namespace {
-
-std::string module_name(std::string m) {
-  for (auto& c : m)
-    if (c == '-') c = '_';
-  return m;
-}
 
 bool module_loaded(Fs& fs, const std::string& m) {
   // /sys/module/<m>/initstate exists for loadable modules only ("live" when loaded).

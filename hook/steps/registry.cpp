@@ -1,8 +1,5 @@
 // The table of step kinds: name -> undo (and verify). A journal names kinds by these strings;
 // they are a file format and never change meaning.
-#include <map>
-
-#include "engine/step.h"
 #include "steps/steps.h"
 
 namespace gpuhook {
@@ -26,9 +23,8 @@ std::string service_stop_nothing_left(StepContext&, const Record&);
 std::string module_unload_nothing_left(StepContext&, const Record&);
 std::string pci_vfio_nothing_left(StepContext&, const Record&);
 
-namespace {
-const std::map<std::string, StepKindInfo>& table() {
-  static const std::map<std::string, StepKindInfo> t = {
+const StepRegistry& builtin_step_kinds() {
+  static const StepRegistry t = {
       {"claim", claim_kind()},
       {"pci.vfio", pci_vfio_kind()},
       {"module.load", module_load_kind()},
@@ -44,12 +40,6 @@ const std::map<std::string, StepKindInfo>& table() {
   };
   return t;
 }
-}  // namespace
-
-const StepKindInfo* find_step_kind(const std::string& kind) {
-  auto it = table().find(kind);
-  return it == table().end() ? nullptr : &it->second;
-}
 
 std::string nothing_to_undo(StepContext& ctx, const std::string& kind, const Record& rec) {
   if (kind == "claim") return claim_nothing_left(ctx, rec);
@@ -59,12 +49,6 @@ std::string nothing_to_undo(StepContext& ctx, const std::string& kind, const Rec
   if (kind == "module.unload") return module_unload_nothing_left(ctx, rec);
   if (kind == "pci.vfio") return pci_vfio_nothing_left(ctx, rec);
   return "";
-}
-
-std::vector<std::string> step_kinds() {
-  std::vector<std::string> v;
-  for (const auto& [k, _] : table()) v.push_back(k);
-  return v;
 }
 
 }  // namespace gpuhook

@@ -4,12 +4,15 @@
 #include <sstream>
 
 namespace gpuhook {
-namespace {
-
-std::string normal(std::string m) {
+std::string module_name(std::string_view v) {
+  std::string m(v);
   std::replace(m.begin(), m.end(), '-', '_');
   return m;
 }
+
+namespace {
+
+std::string normal(std::string m) { return module_name(m); }
 
 // "kernel/drivers/vfio/pci/vfio-pci.ko.xz" -> "vfio_pci"
 std::string module_of_path(std::string_view p) {

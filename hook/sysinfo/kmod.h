@@ -20,6 +20,11 @@ struct ModuleInfo {
   std::string evidence;  // where that came from, for messages
 };
 
+// The name of a module as the kernel shows it under /sys/module: kmod treats '-' and '_' as the
+// same ("nvidia-drm" is nvidia_drm). The one place names are normalised: the planner, the steps
+// and check all use it.
+std::string module_name(std::string_view m);
+
 // release: /proc/sys/kernel/osrelease ("" reads it).
 ModuleInfo module_info(Fs& fs, const std::string& name, std::string release = "");
 

@@ -5,7 +5,7 @@
 #include "app/hook_event.h"
 #include "harness.h"
 #include "engine/engine.h"
-#include "engine/planner.h"
+#include "plan/planner.h"
 #include "fake/fake_host.h"
 #include "profile/profile.h"
 

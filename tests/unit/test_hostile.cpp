@@ -14,6 +14,7 @@
 #include <regex>
 
 #include "../fuzz/host_guard.h"
+#include "engine/session.h"
 #include "app/args.h"
 #include "app/fast_path.h"
 #include "app/hook_event.h"
@@ -322,7 +323,7 @@ TEST(Hostile, TheFrontDecidesExactlyLikeTheFullProgram) {
     EXPECT_EQ(inv.vm, h.vm) << format_argv(f);
     EXPECT_EQ(inv.root, h.root) << format_argv(f);
     RealFs rfs(inv.root);
-    bool ours = has_profile(rfs, inv.vm);
+    bool ours = is_managed(rfs, inv.vm);
     auto d = fast::profile_decision(h);
     EXPECT_NE(d, fast::Decision::unsure) << format_argv(f);
     EXPECT_EQ(d == fast::Decision::ours, ours) << format_argv(f);

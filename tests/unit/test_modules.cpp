@@ -64,3 +64,31 @@ TEST(ModuleLoad, TheJournalRecordsWhatTheLoadBringsAlong) {
 
 }  // namespace
 }  // namespace gpuhook
+
+namespace gpuhook {
+namespace {
+
+// `nvidia-drm` and `nvidia_drm` are one module to kmod; the planner used to look for
+// /sys/module/nvidia-drm, find nothing and skip the unload silently ("not loaded"), so the
+// prepare then hung or failed in the unbind. Names are normalised in one place (sysinfo/kmod.h).
+TEST(ModuleNames, DashedNamesInTheProfileAreUnloadedAndLoadedBack) {
+  FakeHost h;
+  MemoryLog log;
+  build_reference_laptop(h);
+  put_profile(h, "win11", R"([gpu]
+address = "0000:01:00.0"
+[host]
+stop_services = ["nvidia-persistenced.service"]
+unload_modules = ["nvidia-drm", "nvidia-modeset", "nvidia-uvm", "nvidia"]
+)");
+  auto before = h.state();
+  ASSERT_EQ(test::run_event(h.host(), log, "win11", "prepare"), 0) << log.text();
+  EXPECT_FALSE(h.kernel.module_loaded("nvidia_drm")) << log.text();
+  EXPECT_FALSE(h.kernel.module_loaded("nvidia_modeset"));
+  EXPECT_FALSE(log.contains("not loaded: nothing to unload")) << log.text();
+  ASSERT_EQ(test::run_event(h.host(), log, "win11", "release"), 0);
+  EXPECT_EQ(diff_states(before, h.state()), "");
+}
+
+}  // namespace
+}  // namespace gpuhook

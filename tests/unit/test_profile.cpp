@@ -202,7 +202,13 @@ TEST(GlobalConfig, ValidatesAndDefaults) {
   ASSERT_TRUE(g) << e.text();
   EXPECT_EQ(g->log_level, Level::debug);
   EXPECT_EQ(g->timeouts.event_ms, 45000);
-  EXPECT_EQ(g->state_dir, "/run/gpuhook");
+  e = {};
+  // Journals live in /run/gpuhook whatever the config says: another [state] dir is refused with
+  // why (release must find a journal whatever this file says later); the fixed value is accepted.
+  EXPECT_TRUE(parse_global("[state]\ndir = \"/run/gpuhook\"\n", "g.toml", &e)) << e.text();
+  EXPECT_FALSE(parse_global("[state]\ndir = \"/run/elsewhere\"\n", "g.toml", &e));
+  EXPECT_EQ(e.text(), "g.toml:2:7: [state] dir '/run/elsewhere' is no longer supported: journals always live in "
+                      "/run/gpuhook, so that release finds them whatever this file says later; remove the [state] table\n");
   e = {};
   EXPECT_FALSE(parse_global("[log]\nlevel = \"loud\"\ndir = \"var/log\"\n[stat]\ndir = \"/x\"\n", "g.toml", &e));
   EXPECT_EQ(e.text(),

@@ -1,9 +1,11 @@
-#include "engine/planner.h"
+#include "plan/planner.h"
 
 #include <algorithm>
 
 #include "steps/steps.h"
+#include "sysinfo/kmod.h"
 #include "sysinfo/mux.h"
+#include "sysinfo/procs.h"
 #include "sysinfo/pci.h"
 
 namespace gpuhook {
@@ -16,8 +18,10 @@ StepList& phase_steps(Plan& plan, const std::string& phase) {
 
 namespace {
 
-Error refusal(std::string what, std::string why, std::string hint) {
+// A reason to refuse, with its stable id (check's finding id; README's finding table).
+Error refusal(std::string id, std::string what, std::string why, std::string hint) {
   Error e;
+  e.id = std::move(id);
   e.what = std::move(what);
   e.why = std::move(why);
   e.hint = std::move(hint);
@@ -29,8 +33,9 @@ bool is_fb_console(Fs& fs, const std::string& vt) {
   return name.find("frame buffer") != std::string::npos;
 }
 
-bool module_builtin(Fs& fs, const std::string& m) {
+bool module_builtin(Fs& fs, const std::string& name) {
   // Built-in modules have no initstate; they may have /sys/module/<m> (with parameters) or not.
+  std::string m = module_name(name);
   return fs.is_dir("/sys/module/" + m) && !fs.exists("/sys/module/" + m + "/initstate");
 }
 
@@ -72,13 +77,13 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
 
   auto gdev = pci.device(gpu);
   if (!gdev) {
-    plan.refusals.push_back(refusal("the GPU " + gpu + " of " + p.path + " does not exist on this host",
+    plan.refusals.push_back(refusal("gpu-missing", "the GPU " + gpu + " of " + p.path + " does not exist on this host",
                                     "no " + std::string(kPciDevices) + "/" + gpu,
                                     "find the right address with `gpuhook doctor` and fix [gpu] address"));
     return plan;
   }
   if (!gdev->iommu_group) {
-    plan.refusals.push_back(refusal("the IOMMU is off: " + gpu + " has no IOMMU group", "",
+    plan.refusals.push_back(refusal("iommu-off", "the IOMMU is off: " + gpu + " has no IOMMU group", "",
                                     "enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on (Intel); "
                                     "`gpuhook doctor` checks it"));
     return plan;
@@ -107,13 +112,13 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
   for (const auto& a : p.also) {
     auto d = pci.device(a);
     if (!d || d->iommu_group != plan.group)
-      plan.refusals.push_back(refusal("[gpu] also lists " + a + ", which is not in IOMMU group " + std::to_string(plan.group),
+      plan.refusals.push_back(refusal("group-incomplete", "[gpu] also lists " + a + ", which is not in IOMMU group " + std::to_string(plan.group),
                                       "", "remove it from [gpu] also; `gpuhook groups` shows the group"));
   }
   if (!blockers.empty()) {
     std::string list;
     for (const auto& b : blockers) list += (list.empty() ? "" : "; ") + b;
-    plan.refusals.push_back(refusal(
+    plan.refusals.push_back(refusal("group-incomplete",
         "IOMMU group " + std::to_string(plan.group) + " of " + gpu + " also holds devices of other slots: " + list,
         "the kernel lets QEMU use a group only when every device in it is given to vfio-pci",
         "list each of them in [gpu] also if the VM may have them too, or move the GPU to a slot with "
@@ -124,7 +129,7 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
       if (h.managed || std::find(devices.begin(), devices.end(), h.address) != devices.end()) continue;
       auto d = pci.device(h.address);
       if (!d) {
-        plan.refusals.push_back(refusal("the domain's hostdev " + h.address + " does not exist on this host", "",
+        plan.refusals.push_back(refusal("hostdev-address", "the domain's hostdev " + h.address + " does not exist on this host", "",
                                         "fix the <hostdev> address in the domain XML (virsh edit " + vm + ")"));
         continue;
       }
@@ -137,7 +142,7 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
 
   // The GPU drives the host's only display: only takeover may take it.
   if (p.mode != DisplayMode::takeover && (gdev->boot_vga || console_on(fs, gpu)) && !other_active_display(fs, pci, devices)) {
-    plan.refusals.push_back(refusal(gpu + " drives the host's only active display",
+    plan.refusals.push_back(refusal("display-in-use", gpu + " drives the host's only active display",
                                     std::string("boot_vga=") + (gdev->boot_vga ? "1" : "0") + ", display mode '" +
                                         to_string(p.mode) + "'",
                                     "use [display] mode = \"takeover\" (the host's desktop stops while the VM runs)"));
@@ -156,7 +161,7 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
                 "the firmware or vendor tool and use [display] mode = \"external\" or \"takeover\"";
       else
         hint += "`gpuhook doctor` lists what this machine offers";
-      plan.refusals.push_back(refusal(std::string("display mode 'mux' with method '") + to_string(p.mux_method) +
+      plan.refusals.push_back(refusal("mux-unavailable", std::string("display mode 'mux' with method '") + to_string(p.mux_method) +
                                           "' is not available on this machine",
                                       "it offers: " + mux.summary(), hint));
     }
@@ -164,28 +169,72 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
 
   bool systemd = systemd_running(fs);
   bool stops_services = !p.stop_services.empty() && systemd;
-  // Holders: with nothing to stop first, refuse now (before any change) rather than mid-way.
-  // When this finds none, the holders step would only repeat the same scan: it is left out.
+  bool nvidia_control = std::any_of(p.unload_modules.begin(), p.unload_modules.end(),
+                                    [](const std::string& m) { return module_name(m).rfind("nvidia", 0) == 0; });
+  // Holders, before any change. Stopping the display manager ends the user's session and their
+  // unsaved work: a refusal found after it has already cost them everything. So every holder is
+  // found now: with nothing to stop first, any holder refuses; with units to stop, a holder that
+  // none of them runs (and, when a display manager stops, that is not in a login session it
+  // ends) refuses now too. The holders step after the services re-checks what is left.
   bool holders_checked = false;
-  if (!stops_services && p.holders == HolderPolicy::refuse) {
-    holders_checked = true;
+  if (p.holders == HolderPolicy::refuse) {
     std::vector<std::pair<std::string, std::string>> nodes;
     for (const auto& a : devices) {
       auto d = pci.device(a);
-      for (auto& n : device_nodes_of(fs, a, d && d->driver == "nvidia"))
+      for (auto& n : device_nodes_of(fs, a, d && d->driver == "nvidia", nvidia_control))
         nodes.emplace_back(n, n.rfind("/dev/nvidia", 0) == 0 ? "" : a);
     }
     auto hs = find_holders(fs, nodes, host.signals.self_pid());
-    if (!hs.empty()) {
-      std::string list;
-      for (const auto& h : hs)
-        list += (list.empty() ? "" : ", ") + h.name + " (" + std::to_string(h.pid) + ") holds " + h.node +
-                (h.address.empty() ? "" : " (" + h.address + ")");
-      bool nvidia = std::any_of(hs.begin(), hs.end(), [](const Holder& h) { return h.node.rfind("/dev/nvidia", 0) == 0; });
-      plan.refusals.push_back(refusal("the GPU is in use: " + list,
-                                      nvidia ? "the NVIDIA driver blocks in unbind while /dev/nvidia* is open" : "",
+    std::vector<std::string> stopping;
+    bool stops_dm = false;
+    if (stops_services)
+      for (const auto& u : p.stop_services) {
+        std::string real = unit_alias_target(fs, u);
+        stopping.push_back(u);
+        stopping.push_back(real);
+        for (const char* dm : {"display-manager.service", "gdm.service", "gdm3.service", "sddm.service", "lightdm.service",
+                               "lxdm.service", "xdm.service", "greetd.service", "slim.service", "ly.service"})
+          stops_dm |= (u == dm || real == dm);
+      }
+    std::string list;
+    bool nvidia = false;
+    for (const auto& h : hs) {
+      std::string unit = unit_of_process(fs, h.pid);
+      bool goes = stops_services && !unit.empty() &&
+                  (std::find(stopping.begin(), stopping.end(), unit) != stopping.end() ||
+                   (stops_dm && unit.rfind("session-", 0) == 0 && unit.size() > 6 &&
+                    unit.compare(unit.size() - 6, 6, ".scope") == 0));
+      if (goes) continue;
+      list += (list.empty() ? "" : ", ") + h.name + " (" + std::to_string(h.pid) + ") holds " + h.node +
+              (h.address.empty() ? "" : " (" + h.address + ")") +
+              (stops_services ? " and runs in " + (unit.empty() ? std::string("no unit") : unit) : "");
+      nvidia |= h.node.rfind("/dev/nvidia", 0) == 0;
+    }
+    if (!list.empty()) {
+      std::string why = stops_services ? "no unit in [host] stop_services runs it, so stopping them would not free the "
+                                         "GPU; refused before stopping anything"
+                                       : "";
+      if (nvidia) why += std::string(why.empty() ? "" : "; ") + "the NVIDIA driver blocks in unbind while its node is open";
+      plan.refusals.push_back(refusal("gpu-in-use", "the GPU is in use: " + list, why,
                                       "close these programs, or stop the service that runs them ([host] stop_services), "
                                       "or set [host] holders = \"terminate\""));
+    }
+    holders_checked = !stops_services;  // nothing stops first: this scan is the step's scan
+  }
+  // Modules, before any change: a module to unload that another loaded module uses (not one this
+  // profile unloads too) makes `modprobe -r` fail after the desktop has stopped.
+  for (const auto& m : p.unload_modules) {
+    std::string mn = module_name(m);
+    auto users = fs.list("/sys/module/" + mn + "/holders");
+    if (!users) continue;
+    for (const auto& u : *users) {
+      bool ours = std::any_of(p.unload_modules.begin(), p.unload_modules.end(),
+                              [&](const std::string& x) { return module_name(x) == u; });
+      if (ours) continue;
+      plan.refusals.push_back(refusal("module-in-use", "module " + mn + " in [host] unload_modules is used by module " + u +
+                                                           ", which the profile does not unload",
+                                      "modprobe -r " + mn + " would fail after the services had stopped",
+                                      "add \"" + u + "\" to [host] unload_modules before \"" + mn + "\""));
     }
   }
   if (!plan.refusals.empty()) return plan;
@@ -222,18 +271,19 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
   // 5. switcheroo before the dGPU driver goes
   if (p.mode == DisplayMode::mux && p.mux_method == MuxMethod::switcheroo) plan.prepare.push_back(make_switcheroo());
   // 6. holders (already checked above when nothing before this step can free the GPU)
-  if (!holders_checked) plan.prepare.push_back(make_holders(devices, p.holders == HolderPolicy::terminate));
+  if (!holders_checked)
+    plan.prepare.push_back(make_holders(devices, p.holders == HolderPolicy::terminate, nvidia_control));
   // 7. modules
   for (const auto& m : p.unload_modules) {
     if (module_builtin(fs, m)) {
       plan.notes.push_back("module " + m + " is built into the kernel and cannot be unloaded; the unbind does its job");
       continue;
     }
-    if (read_attr(fs, "/sys/module/" + m + "/initstate") != "live") {
+    if (read_attr(fs, "/sys/module/" + module_name(m) + "/initstate") != "live") {
       plan.notes.push_back("module " + m + " is not loaded: nothing to unload");
       continue;
     }
-    plan.prepare.push_back(make_module_unload(m));
+    plan.prepare.push_back(make_module_unload(module_name(m)));
   }
   // 8. vfio-pci
   if (!fs.is_dir(std::string(kPciDrivers) + "/vfio-pci"))
