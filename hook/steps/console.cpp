@@ -28,7 +28,9 @@ class VtconUnbind : public Step {
   }
   Status apply(StepContext& ctx, const Record& rec) override {
     if (field(rec, "was_bound") != "1") return Status::success();
-    return ctx.host.fs.write("/sys/class/vtconsole/" + vt_ + "/bind", "0");
+    // The console layer takes the console lock and calls into fbcon: guarded.
+    return ctx.host.fs.write_guarded("/sys/class/vtconsole/" + vt_ + "/bind", "0",
+                                     ctx.deadline.sub(ctx.timeouts.unbind_ms));
   }
 
  private:
@@ -136,7 +138,7 @@ Status undo_vtcon(StepContext& ctx, const Record& rec) {
   for (const auto& v : fbcons) {
     std::string p = std::string(kVtconsoles) + "/" + v + "/bind";
     if (read_attr(ctx.host.fs, p) == "1") continue;
-    if (auto s = ctx.host.fs.write(p, "1"); !s) return s;
+    if (auto s = ctx.host.fs.write_guarded(p, "1", ctx.deadline.sub(ctx.timeouts.unbind_ms)); !s) return s;
     if (v != vt) ctx.log.info("frame buffer console bound again as " + v + " (it was " + vt + ")");
   }
   return Status::success();
@@ -149,6 +151,21 @@ std::string vtcon_nothing_to_undo(StepContext& ctx, const Record& rec) {
   for (const auto& v : fbcons)
     if (read_attr(ctx.host.fs, std::string(kVtconsoles) + "/" + v + "/bind") != "1") return "";
   return "the frame buffer console is bound";
+}
+
+// After release: when a frame buffer console exists again (a DRM driver with fbdev emulation
+// bound the GPU), it is bound; found by name, its number may have changed.
+std::string restored_vtcon(StepContext& ctx, const Record& rec) {
+  if (field(rec, "was_bound") != "1") return "";
+  auto l = ctx.host.fs.list("/sys/class/vtconsole");
+  if (!l) return "";
+  for (const auto& vt : *l) {
+    std::string base = "/sys/class/vtconsole/" + vt;
+    if (read_attr(ctx.host.fs, base + "/name").find("frame buffer") == std::string::npos) continue;
+    if (read_attr(ctx.host.fs, base + "/bind") != "1")
+      return "the frame buffer console " + vt + " is not bound (echo 1 > " + base + "/bind)";
+  }
+  return "";
 }
 
 class FbRelease : public Step {
@@ -203,8 +220,8 @@ std::unique_ptr<Step> make_vtcon_unbind(const std::string& vt) { return std::mak
 std::unique_ptr<Step> make_fb_release(const std::string& d, const std::string& drv) {
   return std::make_unique<FbRelease>(d, drv);
 }
-StepKindInfo vtcon_kind() { return {undo_vtcon, {}}; }
-StepKindInfo fb_kind() { return {undo_fb, {}}; }
+StepKindInfo vtcon_kind() { return {undo_vtcon, {}, restored_vtcon}; }
+StepKindInfo fb_kind() { return {undo_fb, {}, {}}; }
 std::string vtcon_nothing_left(StepContext& ctx, const Record& rec) { return vtcon_nothing_to_undo(ctx, rec); }
 std::string fb_nothing_left(StepContext& ctx, const Record& rec) { return fb_nothing_to_undo(ctx, rec); }
 

@@ -73,6 +73,7 @@ struct Holder {
   std::string name;
   std::string node;
   std::string address;
+  std::string start_time;  // start_time_of(pid) when seen: signals reach this process, never a pid reuser
 };
 // The device nodes of one PCI function: its DRM and sound nodes, and for a function on NVIDIA's
 // driver its own /dev/nvidiaN (plus the driver-wide nodes when nvidia_control).
