@@ -79,6 +79,15 @@ Status Engine::undo_one(StepContext& ctx, const JournalEntry& e) {
   return guarded("undo of step " + std::to_string(e.seq) + " " + e.kind, [&] { return it->second.undo(ctx, e.fields); });
 }
 
+// An undo whose guarded write was still in the kernel at its deadline: the entry remembers that
+// writer too (the newest one), so it stays journaled until that write can no longer land.
+void Engine::note_pending(JournalEntry& e, const Status& u) {
+  if (u || !u.error().may_complete) return;
+  int pid = u.error().pending_pid;
+  e.fields[kPendingPid] = std::to_string(pid);
+  e.fields[kPendingStart] = process_start_time(ctx_.host.fs, pid);
+}
+
 // A write of this step was still in the kernel at its deadline, and its writer still exists.
 bool Engine::writer_alive(const JournalEntry& e) {
   auto p = e.fields.find(kPendingPid);
@@ -192,10 +201,12 @@ RunOutcome Engine::apply(StepList& steps, const std::string& phase) {
     StepContext rb{ctx_.host, ctx_.log, rollback_deadline, ctx_.vm, ctx_.timeouts, ctx_.state_dir};
     // Kept in the journal, ascending order: a failed undo, and every older step after it (see release()).
     std::vector<JournalEntry> kept;
+    std::string gone_hint;
     for (size_t i = j.entries.size(); i-- > first_of_phase;) {
-      const JournalEntry e = j.entries[i];
+      JournalEntry e = j.entries[i];
       fault("before-undo", e.seq, e.kind);
       Status u = undo_one(rb, e);
+      note_pending(e, u);
       bool pending = writer_alive(e);
       if (u && !pending) {
         ctx_.log.info("undo " + std::to_string(e.seq) + " " + e.kind + " ok");
@@ -204,8 +215,10 @@ RunOutcome Engine::apply(StepList& steps, const std::string& phase) {
         out.gone.push_back(u.error().message());
         ctx_.log.warn("undo " + std::to_string(e.seq) + " " + e.kind + ": cannot be restored until reboot: " +
                       u.error().message());
-        if (!u.error().hint.empty()) ctx_.log.warn("hint: " + u.error().hint);
-        if (!kept.empty()) kept.insert(kept.begin(), e);
+        // One hint for several objects gone for the same reason (efi-framebuffer.0 and its console).
+        if (!u.error().hint.empty() && u.error().hint != gone_hint) ctx_.log.warn("hint: " + u.error().hint);
+        gone_hint = u.error().hint;
+        // Dropped even after a failed newer undo: replaying it could only say the same again.
       } else {
         out.rolled_back = false;
         if (pending) {
@@ -281,12 +294,14 @@ RunOutcome Engine::release() {
   // on it; the GPU only finds its driver again when its module is loaded after its unbind).
   // Undo is idempotent, so replaying a step that was undone is safe.
   std::vector<JournalEntry> kept, undone;
+  std::string gone_hint;
   while (!j.entries.empty()) {
     JournalEntry e = j.entries.back();
     Millis t0 = ctx_.host.clock.now_ms();
     if (fault_) fault_("before-undo", e.seq, e.kind);
     Status u = undo_one(ctx_, e);
     if (u) undone.push_back(e);
+    note_pending(e, u);
     bool pending = writer_alive(e);
     Millis dt = ctx_.host.clock.now_ms() - t0;
     j.entries.pop_back();
@@ -299,8 +314,10 @@ RunOutcome Engine::release() {
       out.gone.push_back(u.error().message());
       ctx_.log.warn("undo " + std::to_string(e.seq) + " " + e.kind + ": cannot be restored until reboot: " +
                     u.error().message());
-      if (!u.error().hint.empty()) ctx_.log.warn("hint: " + u.error().hint);
-      if (!kept.empty()) kept.insert(kept.begin(), e);
+      // One hint for several objects gone for the same reason (efi-framebuffer.0 and its console).
+      if (!u.error().hint.empty() && u.error().hint != gone_hint) ctx_.log.warn("hint: " + u.error().hint);
+      gone_hint = u.error().hint;
+      // Dropped even after a failed newer undo: replaying it could only say the same again.
     } else {
       out.ok = false;
       out.rolled_back = false;

@@ -1,4 +1,4 @@
-# Scenario 13 (issue 11), layout laptop: `gpuhook setup` from a bare domain to a working
+# Scenario 21 (issue 11), layout laptop: `gpuhook setup` from a bare domain to a working
 # passthrough, then back. The domain has only the dGPU's first function, as managed='yes', and
 # there is no profile. `gpuhook setup g --gpu 01:00.0 --yes` (this layout's "dGPU" shares its
 # slot with an Intel audio function, so doctor calls it integrated and setup takes it only when
