@@ -3,6 +3,7 @@
 //   libvirt:  /etc/libvirt/hooks/qemu <vm> <op> <sub-op> <extra>      (or hooks/qemu.d/<anything>)
 //   by hand:  gpuhook [--root DIR] hook <vm> <op> <sub-op> [<extra>]
 //   CLI:      gpuhook [--root DIR] [--json] doctor|groups|ids ADDR|check VM|plan VM|status|restore VM [--force]
+//             |log [VM] [--events N] [--follow]
 //             check also takes --connect URI and --xml FILE
 #pragma once
 #include <string>
@@ -22,6 +23,8 @@ struct Invocation {
   std::string connect;            // check --connect URI: libvirt URI ("" = libvirt's default)
   std::string xml_file;           // check --xml FILE: the domain XML from a file instead of libvirt
   bool force = false;             // restore --force: restore even while a process holds the VM's /dev/vfio groups
+  int events = 1;                 // log --events N: how many of the last events (0 = all)
+  bool follow = false;            // log --follow: wait for new lines
   std::string error;              // usage_error: what is wrong
   bool from_libvirt = false;      // run by libvirtd under its hook name
 };

@@ -44,6 +44,7 @@ int run_verb(AppContext& app, const Invocation& inv, std::ostream& out, std::ost
   if (v == "plan") return verb_plan(app, inv, out, err);
   if (v == "status") return verb_status(app, inv, out, err);
   if (v == "restore") return verb_restore(app, inv, out, err);
+  if (v == "log") return verb_log(app, inv, out, err);
   err << "gpuhook: unknown verb " << v << "\n";
   return 2;
 }
