@@ -1,5 +1,6 @@
 // Verb dispatch, and the verbs that work from profiles and journals: plan, status, restore.
 // (doctor, groups, ids: verb_setup.cpp; check: verb_check.cpp.)
+#include "version.h"
 #include "app/verbs.h"
 
 #include <algorithm>
@@ -69,7 +70,7 @@ std::optional<std::pair<GlobalConfig, Profile>> load_for_cli(AppContext& app, co
   std::string path = profile_path(vm);
   if (!app.host.fs.exists(path)) {
     err << "gpuhook: VM " << vm << " has no profile (" << path << ")\n"
-        << "  write one from the examples in /usr/local/share/gpuhook/config/ (README: Profile reference)\n";
+        << "  write one from the examples in " << kExamplesDir << " (README: Profile reference)\n";
     rc = 1;
     return std::nullopt;
   }
