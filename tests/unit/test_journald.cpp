@@ -1,7 +1,7 @@
 // The journald sink (host/log_journald.cpp): journald's native protocol, checked against a
-// datagram socket of our own standing in for /run/systemd/journal/socket. (journald itself does
-// not run in this test environment, which has no systemd as PID 1; the field format is the
-// documented one: https://systemd.io/JOURNAL_NATIVE_PROTOCOL/.)
+// datagram socket of our own standing in for /run/systemd/journal/socket (the format is the
+// documented one: https://systemd.io/JOURNAL_NATIVE_PROTOCOL/). tests/journald/fields.sh does
+// the same with a real systemd-journald and journalctl.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/socket.h>
