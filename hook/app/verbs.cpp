@@ -152,6 +152,13 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
       if (n.size() > 5 && n.compare(n.size() - 5, 5, ".toml") == 0) vms.push_back(n.substr(0, n.size() - 5));
   for (const auto& v : store.vms())
     if (std::find(vms.begin(), vms.end(), v) == vms.end()) vms.push_back(v);
+  // VMs whose last release found the host not back (Engine::report_path).
+  if (auto l = app.host.fs.list(kStateDir); l)
+    for (const auto& n : *l)
+      if (n.size() > 8 && n.compare(n.size() - 8, 8, ".release") == 0) {
+        std::string v = n.substr(0, n.size() - 8);
+        if (vm_name_problem(v).empty() && std::find(vms.begin(), vms.end(), v) == vms.end()) vms.push_back(v);
+      }
   std::sort(vms.begin(), vms.end());
 
   int problems = 0;
@@ -171,8 +178,9 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
       auto p = load_profile(app.host.fs, profile_path(vm), g.timeouts, &pe);
       if (p) r.profile_gpu = p->gpu_address;
       else r.issues.push_back("profile invalid: " + (pe.lines.empty() ? std::string("?") : pe.lines[0]));
-    } else {
-      r.issues.push_back("journal without a profile");
+    } else if (store.exists(vm)) {
+      r.issues.push_back("journal without a profile (removed while the VM ran?): its release or `gpuhook restore " + vm +
+                         "` undoes it");
     }
     // A session of its own (VM lock only, no wait): a journal in the middle of an event is not
     // compared with the host, it is said to be busy.
@@ -186,6 +194,18 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
         continue;
       }
       session = std::move(*s);
+    }
+    // What the last release found not back, until a clean release removes the report.
+    if (auto rep = app.host.fs.read(Engine::report_path(vm)); rep) {
+      std::string line;
+      for (char c : *rep + "\n") {
+        if (c != '\n') {
+          line += c;
+          continue;
+        }
+        if (!line.empty() && line[0] != '#') r.issues.push_back("after the last release, NOT BACK: " + line);
+        line.clear();
+      }
     }
     auto j = store.load(vm);
     if (j && !j->entries.empty()) {
@@ -232,7 +252,9 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
     for (const auto& [a, d] : r.devices) out << "  " << a << " now on " << d << "\n";
     for (const auto& i : r.issues) out << "  ! " << i << "\n";
   }
-  if (problems) out << "\n" << problems << " inconsistency(ies); `gpuhook restore <vm>` undoes a VM's journal.\n";
+  if (problems)
+    out << "\n" << problems << " inconsistency(ies). A VM with a journal: `gpuhook restore <vm>` undoes it. "
+        << "NOT BACK after a release: each line says what to run; the next clean release clears it.\n";
   return problems ? 1 : 0;
 }
 

@@ -41,24 +41,7 @@ constexpr const char* kPendingPid = "pending_pid";
 constexpr const char* kPendingStart = "pending_start";
 }  // namespace
 
-std::string process_start_time(Fs& fs, int pid) {
-  if (pid <= 0) return "";
-  auto st = fs.read("/proc/" + std::to_string(pid) + "/stat");
-  if (!st) return "";
-  // "pid (comm) state ppid ...": comm may hold spaces and parentheses; fields follow the last ')'.
-  size_t rp = st->rfind(')');
-  if (rp == std::string::npos) return "";
-  size_t i = rp + 1;
-  int field = 2;  // the last ')' ends field 2
-  while (i < st->size() && field < 22) {
-    while (i < st->size() && (*st)[i] == ' ') ++i;
-    ++field;
-    size_t b = i;
-    while (i < st->size() && (*st)[i] != ' ') ++i;
-    if (field == 22) return st->substr(b, i - b);
-  }
-  return "";
-}
+std::string process_start_time(Fs& fs, int pid) { return start_time_of(fs, pid); }
 
 Record timeouts_record(const Timeouts& t) {
   return {{"event", std::to_string(t.event_ms)},     {"unbind", std::to_string(t.unbind_ms)},
@@ -297,12 +280,13 @@ RunOutcome Engine::release() {
   // order: an older undo may depend on a newer one (vfio-pci is only unloaded once no function is
   // on it; the GPU only finds its driver again when its module is loaded after its unbind).
   // Undo is idempotent, so replaying a step that was undone is safe.
-  std::vector<JournalEntry> kept;
+  std::vector<JournalEntry> kept, undone;
   while (!j.entries.empty()) {
     JournalEntry e = j.entries.back();
     Millis t0 = ctx_.host.clock.now_ms();
     if (fault_) fault_("before-undo", e.seq, e.kind);
     Status u = undo_one(ctx_, e);
+    if (u) undone.push_back(e);
     bool pending = writer_alive(e);
     Millis dt = ctx_.host.clock.now_ms() - t0;
     j.entries.pop_back();
@@ -342,6 +326,32 @@ RunOutcome Engine::release() {
     rest.problems.clear();
     if (rest.entries.empty() && rest.damaged.empty()) (void)store_.remove(ctx_.vm);
     else (void)store_.save(rest);
+  }
+  // Verification: everything was undone; is the host back as the journal says it was? Oldest
+  // step first (the services, which wait for the drivers, come after them in the list).
+  if (out.ok && kept.empty()) {
+    out.verified = true;
+    for (auto it = undone.rbegin(); it != undone.rend(); ++it) {
+      auto k = kinds_.find(it->kind);
+      if (k == kinds_.end() || !k->second.restored) continue;
+      std::string d;
+      Status s = guarded("checking step " + std::to_string(it->seq), [&] {
+        d = k->second.restored(ctx_, it->fields);
+        return Status::success();
+      });
+      if (!s) d = s.error().message();
+      if (!d.empty()) out.not_back.push_back(d);
+    }
+    for (const auto& d : out.not_back) ctx_.log.warn("release check: NOT BACK: " + d);
+    if (out.not_back.empty()) {
+      ctx_.log.info("release check: the host is back as the journal says it was");
+      (void)ctx_.host.fs.remove(report_path(ctx_.vm));
+    } else {
+      std::string text = "# gpuhook: what the last release of " + ctx_.vm + " found not back (" +
+                         ctx_.host.clock.wall_time() + "); removed by the next clean release\n";
+      for (const auto& d : out.not_back) text += d + "\n";
+      (void)ctx_.host.fs.write_atomic(report_path(ctx_.vm), text, 0600);
+    }
   }
   return out;
 }

@@ -35,6 +35,10 @@ struct RunOutcome {
   std::vector<std::string> undo_failures;
   std::vector<std::string> gone;     // undos the kernel made impossible until reboot (logged, dropped)
   std::vector<std::string> pending;  // steps kept because a write of theirs may still land
+  // release: what the host still lacks after every undo succeeded (release's verification);
+  // also written to /run/gpuhook/<vm>.release for `gpuhook status`, removed when clean.
+  std::vector<std::string> not_back;
+  bool verified = false;             // the verification ran (everything was undone)
 };
 
 class Engine {
@@ -53,6 +57,9 @@ class Engine {
 
   // Compares the journal with the host; returns human lines for what differs. Never fails.
   std::vector<std::string> verify();
+
+  // The last release's verification of a VM: what was not back ("" lines: none; no file: clean).
+  static std::string report_path(const std::string& vm) { return std::string(kStateDir) + "/" + vm + ".release"; }
 
  private:
   Status undo_one(StepContext& ctx, const JournalEntry& e);

@@ -46,9 +46,15 @@ using UndoFn = std::function<Status(StepContext&, const Record&)>;
 // Compares a done step's record with the host (reconnect): returns what differs, "" when fine.
 using VerifyFn = std::function<std::string(StepContext&, const Record&)>;
 
+// After a release, whether the host is back as the record says it was: "" when it is, else
+// what differs and what to run (release's verification; may wait with a bound, e.g. for a
+// display manager's main process).
+using RestoredFn = std::function<std::string(StepContext&, const Record&)>;
+
 struct StepKindInfo {
   UndoFn undo;
-  VerifyFn verify;  // may be empty
+  VerifyFn verify;      // may be empty
+  RestoredFn restored;  // may be empty: nothing to check after undo
 };
 
 // The kinds of step a journal may name, with their undo and verify: handed to the engine by the

@@ -14,6 +14,11 @@ bool starts(const std::string& s, const std::string& p) { return s.compare(0, p.
 bool ends(const std::string& s, const std::string& p) {
   return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
 }
+// The override as the kernel compares it with a driver's name (strcmp): the stored value
+// without the newline that reading adds; "(null)" when none.
+std::string override_of(const std::string& stored) {
+  return stored.size() && stored.back() == '\n' ? stored.substr(0, stored.size() - 1) : stored;
+}
 }  // namespace
 
 FakeKernel::FakeKernel(FakeFs& fs, FakeClock& clock, FakeRunner& runner) : fs_(fs), clock_(clock) {
@@ -66,6 +71,7 @@ void FakeKernel::add_pci(const FakePci& d0) {
     fs_.put_link(group_dir(d.group) + "/devices/" + d.address, dir);
   }
   if (!want.empty() && fs_.is_dir("/sys/bus/pci/drivers/" + want)) bind(d.address, want);
+  if (d.native_driver == "nvidia" && module_loaded("nvidia")) nvidia_nodes(true);
 }
 
 void FakeKernel::add_bridge(const std::string& address, int group, const std::string& parent) {
@@ -98,11 +104,29 @@ void FakeKernel::add_module(const FakeModule& m0) {
     fs_.put_file("/sys/module/" + m.name + "/initstate", "live\n");
     fs_.put_file("/sys/module/" + m.name + "/refcnt", "0\n");
     if (!m.driver.empty()) register_driver(m.driver);
-    if (m.name == "nvidia") {
-      fs_.put_file("/dev/nvidia0", "");
-      fs_.put_file("/dev/nvidiactl", "");
+    if (m.name == "nvidia") nvidia_nodes(true);
+  }
+}
+
+// NVIDIA's driver: /dev/nvidia<minor> per GPU (minors in address order), /dev/nvidiactl, and
+// /proc/driver/nvidia/gpus/<address>/information naming each GPU's minor.
+void FakeKernel::nvidia_nodes(bool present) {
+  int minor = 0;
+  for (const auto& [a, d] : pci_) {
+    if (d.native_driver != "nvidia") continue;
+    std::string info = "/proc/driver/nvidia/gpus/" + a + "/information";
+    std::string node = "/dev/nvidia" + std::to_string(minor++);
+    if (present) {
+      fs_.put_file(node, "");
+      fs_.put_file(info, "Model: \t\t NVIDIA GeForce GTX 1660 Ti\nIRQ:   \t\t 150\nDevice Minor: \t " +
+                             std::to_string(minor - 1) + "\nBus Location: \t " + a + "\n");
+    } else {
+      fs_.erase(node);
+      fs_.erase_tree("/proc/driver/nvidia/gpus/" + a);
     }
   }
+  if (present) fs_.put_file("/dev/nvidiactl", "");
+  else fs_.erase("/dev/nvidiactl");
 }
 
 bool FakeKernel::module_loaded(const std::string& m) const {
@@ -110,9 +134,31 @@ bool FakeKernel::module_loaded(const std::string& m) const {
   return it != modules_.end() && (it->second.loaded || it->second.builtin);
 }
 
+std::string FakeKernel::start_time(int pid) const {
+  if (!procs_.count(pid)) return "";
+  auto it = start_times_.find(pid);
+  return it == start_times_.end() ? std::to_string(100000 + pid) : it->second;
+}
+
+void FakeKernel::set_start_time(int pid, const std::string& t) {
+  start_times_[pid] = t;
+  if (procs_.count(pid)) write_proc(procs_.at(pid));
+}
+
 void FakeKernel::write_proc(const FakeProcess& p) {
   std::string base = "/proc/" + std::to_string(p.pid);
+  std::string pid = std::to_string(p.pid);
+  auto st = start_times_.find(p.pid);
+  std::string start = st == start_times_.end() ? std::to_string(100000 + p.pid) : st->second;
+  // As Linux: "pid (comm) state ppid pgrp session tty tpgid flags ... starttime(22) ..."
+  fs_.put_file(base + "/stat", pid + " (" + p.comm + ") S 1 " + pid + " " + pid +
+                                   " 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 " + start + " 0 0\n");
   fs_.put_file(base + "/comm", p.comm + "\n");
+  // cgroup v2, as systemd lays it out: a unit's processes under system.slice, anything else as
+  // a user's service under user@1000.service (where a desktop's helpers run).
+  fs_.put_file(base + "/cgroup", p.unit.empty() ? "0::/user.slice/user-1000.slice/user@1000.service/app.slice/" + p.comm +
+                                                       ".service\n"
+                                                 : "0::/system.slice/" + p.unit + "\n");
   fs_.put_dir(base + "/fd");
   int fd = 3;
   for (const auto& n : p.open) fs_.put_link(base + "/fd/" + std::to_string(fd++), n);
@@ -187,7 +233,7 @@ void FakeKernel::register_driver(const std::string& drv) {
   fs_.put_file(d + "/new_id", "");
   for (auto& [a, dev] : pci_) {
     if (!dev.driver.empty()) continue;
-    std::string ov = trim(fs_.nodes().at(dev_dir(a) + "/driver_override").data);
+    std::string ov = override_of(fs_.nodes().at(dev_dir(a) + "/driver_override").data);
     if (ov == "(null)") ov.clear();
     if (ov == drv || (ov.empty() && dev.native_driver == drv)) bind(a, drv);
   }
@@ -227,16 +273,26 @@ void FakeKernel::unbind(const std::string& addr) {
 void FakeKernel::probe(const std::string& addr) {
   auto& d = pci_.at(addr);
   if (!d.driver.empty()) return;
-  std::string ov = trim(fs_.nodes().at(dev_dir(addr) + "/driver_override").data);
+  std::string ov = override_of(fs_.nodes().at(dev_dir(addr) + "/driver_override").data);
   if (ov == "(null)") ov.clear();
   std::string drv = ov.empty() ? d.native_driver : ov;
   if (!drv.empty() && fs_.is_dir("/sys/bus/pci/drivers/" + drv)) bind(addr, drv);
 }
 
-bool FakeKernel::nvidia_busy() const {
+// NVIDIA's unbind of one GPU waits while a process has that GPU's own node open (the driver's
+// per-device usage count, "NVRM: Attempting to remove minor device N with non-zero usage
+// count"); another GPU's node and the driver-wide nvidiactl do not hold it.
+bool FakeKernel::nvidia_busy(const std::string& addr) const {
+  int minor = 0;
+  std::string node;
+  for (const auto& [a, d] : pci_) {
+    if (d.native_driver != "nvidia") continue;
+    if (a == addr) node = "/dev/nvidia" + std::to_string(minor);
+    ++minor;
+  }
   for (const auto& [pid, p] : procs_)
     for (const auto& n : p.open)
-      if (n.rfind("/dev/nvidia", 0) == 0) return true;
+      if (n == node) return true;
   return false;
 }
 
@@ -254,13 +310,16 @@ bool FakeKernel::take_fault(std::map<std::string, std::pair<Fault, int>>& faults
 }
 
 namespace {
-Status hang(FakeClock& clock, const Deadline* guard, const std::string& path) {
+Status hang(FakeClock& clock, const Deadline* guard, const std::string& path, int writer_pid) {
   if (guard) {
     clock.advance(guard->remaining() + 1);
     Error e;
     e.what = "writing to " + path + " did not finish";
-    e.why = "the kernel is still blocked in the write after the deadline";
+    e.why = "the kernel was still in the write at the deadline (writer pid " + std::to_string(writer_pid) +
+            "); it may still complete";
     e.timed_out = true;
+    e.may_complete = true;
+    e.pending_pid = writer_pid;
     return e;
   }
   clock.advance(3600 * 1000);  // an unguarded blocking write: the test sees the clock jump
@@ -268,18 +327,54 @@ Status hang(FakeClock& clock, const Deadline* guard, const std::string& path) {
 }
 }  // namespace
 
+// Linux 6.1, drivers/base/driver.c driver_set_override() behind pci's driver_override_store():
+// sysfs never calls store for a 0-byte write (sysfs_kf_write: nothing changes); a value of
+// PAGE_SIZE-1 bytes or more is EINVAL; the value ends at its first NUL (strlen); an empty one, or
+// one that starts with '\n', clears the override; otherwise everything before the first '\n' is
+// kept as it is (spaces included). A cleared override reads "(null)".
+Status driver_override_store(std::string& stored, std::string_view data, const std::string& path) {
+  if (data.empty()) return Status::success();
+  if (data.size() >= 4096 - 1) return err(EINVAL, "driver_override value too long", path);
+  std::string_view v = data.substr(0, data.find('\0'));
+  v = v.substr(0, v.find('\n'));
+  stored = (v.empty() ? std::string("(null)") : std::string(v)) + "\n";
+  return Status::success();
+}
+
+int FakeKernel::complete_late_writes() {
+  int n = 0;
+  auto pending = std::move(late_);
+  late_.clear();
+  for (const auto& w : pending) {
+    (void)on_write(w.path, w.data, nullptr);
+    procs_.erase(w.pid);
+    fs_.erase_tree("/proc/" + std::to_string(w.pid));
+    ++n;
+  }
+  return n;
+}
+
 Status FakeKernel::on_write(const std::string& path, std::string_view data0, const Deadline* guard) {
   Fault f;
   std::string data = trim(data0);
   if (take_fault(write_faults_, path, f)) {
-    if (f == Fault::hang) return hang(clock_, guard, path);
+    if (f == Fault::hang || (f == Fault::late && !guard)) return hang(clock_, guard, path, next_writer_pid_++);
+    if (f == Fault::late) {
+      // The writer stays in the kernel (D state): a process in /proc until the write lands.
+      FakeProcess w{next_writer_pid_++, "gpuhook", {}, false, ""};
+      procs_[w.pid] = w;
+      write_proc(w);
+      late_.push_back({w.pid, path, std::string(data0)});
+      return hang(clock_, guard, path, w.pid);
+    }
     return err(f == Fault::refuse ? EBUSY : EIO, "injected fault writing '" + data + "'", path);
   }
   if (starts(path, "/run/gpuhook") || starts(path, "/var/log")) return Status::success();  // state files: fault check only
   auto set = [&](const std::string& p, const std::string& v) { fs_.put_file(p, v); };
-  if (ends(path, "/driver_override")) {
-    if (data0.empty()) return Status::success();  // an empty write changes nothing
-    set(path, (data.empty() ? std::string("(null)") : data) + "\n");
+  if (ends(path, "/driver_override") && starts(path, "/sys/")) {
+    std::string v = fs_.nodes().at(path).data;
+    if (auto s = driver_override_store(v, data0, path); !s) return s;
+    set(path, v);
     return Status::success();
   }
   if (starts(path, "/sys/bus/pci/drivers/") && (ends(path, "/unbind") || ends(path, "/bind"))) {
@@ -287,12 +382,12 @@ Status FakeKernel::on_write(const std::string& path, std::string_view data0, con
     if (!pci_.count(data)) return err(ENODEV, "no such device " + data, path);
     if (ends(path, "/unbind")) {
       if (pci_[data].driver != drv) return err(ENODEV, data + " is not bound to " + drv, path);
-      if (drv == "nvidia" && nvidia_busy()) return hang(clock_, guard, path);
+      if (drv == "nvidia" && nvidia_busy(data)) return hang(clock_, guard, path, next_writer_pid_++);
       unbind(data);
       return Status::success();
     }
     if (!pci_[data].driver.empty()) return err(EBUSY, data + " already bound", path);
-    std::string ov = trim(fs_.nodes().at(dev_dir(data) + "/driver_override").data);
+    std::string ov = override_of(fs_.nodes().at(dev_dir(data) + "/driver_override").data);
     if (ov == "(null)") ov.clear();
     if ((!ov.empty() && ov != drv) || (ov.empty() && pci_[data].native_driver != drv))
       return err(ENODEV, drv + " does not match " + data, path);
@@ -388,6 +483,20 @@ RunResult FakeKernel::systemctl(const std::vector<std::string>& a) {
     return r;
   }
   const std::string& verb = a[1];
+  if (verb == "show") {
+    // `systemctl show -p MainPID --value UNIT`: the unit's first process while active, else 0.
+    if (a.size() != 6 || a[2] != "-p" || a[3] != "MainPID" || a[4] != "--value") {
+      r.exit_code = 1;
+      return r;
+    }
+    const std::string& u = a[5];
+    int pid = 0;
+    if (units_.count(u) && units_[u] && !unit_procs_[u].empty() && procs_.count(unit_procs_[u].front().pid))
+      pid = unit_procs_[u].front().pid;
+    r.out = std::to_string(pid) + "\n";
+    r.exit_code = 0;
+    return r;
+  }
   const std::string& unit = a[2];
   bool known = units_.count(unit) > 0;
   if (verb == "is-active") {
@@ -476,10 +585,7 @@ RunResult FakeKernel::modprobe(const std::vector<std::string>& a) {
     if (!mod.driver.empty()) unregister_driver(mod.driver);
     mod.loaded = false;
     fs_.erase_tree("/sys/module/" + m);
-    if (m == "nvidia") {
-      fs_.erase("/dev/nvidia0");
-      fs_.erase("/dev/nvidiactl");
-    }
+    if (m == "nvidia") nvidia_nodes(false);
     if (m == "vfio") fs_.erase_tree("/dev/vfio");
     // Like kmod 30: the dependencies go too, newest first, each alone (not its own
     // dependencies), stopping at the first one still in use: `modprobe -r vfio_pci` removes
@@ -511,10 +617,7 @@ RunResult FakeKernel::modprobe(const std::vector<std::string>& a) {
   mod.loaded = true;
   fs_.put_file("/sys/module/" + m + "/initstate", "live\n");
   fs_.put_file("/sys/module/" + m + "/refcnt", "0\n");
-  if (m == "nvidia") {
-    fs_.put_file("/dev/nvidia0", "");
-    fs_.put_file("/dev/nvidiactl", "");
-  }
+  if (m == "nvidia") nvidia_nodes(true);
   if (m == "vfio") fs_.put_file("/dev/vfio/vfio", "");
   if (!mod.driver.empty()) register_driver(mod.driver);
   if (auto sd = softdep_post_.find(m); sd != softdep_post_.end())

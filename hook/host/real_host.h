@@ -14,6 +14,7 @@ class RealFs : public Fs {
   Result<std::string> read(const std::string& path) override;
   Status write(const std::string& path, std::string_view data) override;
   Status write_guarded(const std::string& path, std::string_view data, const Deadline& d) override;
+  Result<OpenedFile> read_nofollow(const std::string& path) override;
   Result<std::string> readlink(const std::string& path) override;
   Result<std::string> canonical(const std::string& path) override;
   Result<std::vector<std::string>> list(const std::string& path) override;
@@ -23,6 +24,10 @@ class RealFs : public Fs {
   Status remove(const std::string& path) override;
   const std::string& root() const { return root_; }
   std::string host_path(const std::string& path) const;  // root + path
+
+ private:
+  int open_path(const std::string& path, int flags) const;
+  std::string resolved_host_path(const std::string& path) const;
 
  private:
   std::string root_;  // without trailing slash; "" for "/"
@@ -38,6 +43,7 @@ class RealClock : public Clock {
 class RealSignals : public Signals {
  public:
   Status kill(int pid, int sig) override;
+  Result<bool> signal_process(int pid, const std::string& start_time, int sig) override;
   int self_pid() override;
 };
 

@@ -5,6 +5,7 @@
 #include "steps/steps.h"
 #include "sysinfo/kmod.h"
 #include "sysinfo/mux.h"
+#include "sysinfo/procs.h"
 #include "sysinfo/pci.h"
 
 namespace gpuhook {
@@ -168,28 +169,72 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
 
   bool systemd = systemd_running(fs);
   bool stops_services = !p.stop_services.empty() && systemd;
-  // Holders: with nothing to stop first, refuse now (before any change) rather than mid-way.
-  // When this finds none, the holders step would only repeat the same scan: it is left out.
+  bool nvidia_control = std::any_of(p.unload_modules.begin(), p.unload_modules.end(),
+                                    [](const std::string& m) { return module_name(m).rfind("nvidia", 0) == 0; });
+  // Holders, before any change. Stopping the display manager ends the user's session and their
+  // unsaved work: a refusal found after it has already cost them everything. So every holder is
+  // found now: with nothing to stop first, any holder refuses; with units to stop, a holder that
+  // none of them runs (and, when a display manager stops, that is not in a login session it
+  // ends) refuses now too. The holders step after the services re-checks what is left.
   bool holders_checked = false;
-  if (!stops_services && p.holders == HolderPolicy::refuse) {
-    holders_checked = true;
+  if (p.holders == HolderPolicy::refuse) {
     std::vector<std::pair<std::string, std::string>> nodes;
     for (const auto& a : devices) {
       auto d = pci.device(a);
-      for (auto& n : device_nodes_of(fs, a, d && d->driver == "nvidia"))
+      for (auto& n : device_nodes_of(fs, a, d && d->driver == "nvidia", nvidia_control))
         nodes.emplace_back(n, n.rfind("/dev/nvidia", 0) == 0 ? "" : a);
     }
     auto hs = find_holders(fs, nodes, host.signals.self_pid());
-    if (!hs.empty()) {
-      std::string list;
-      for (const auto& h : hs)
-        list += (list.empty() ? "" : ", ") + h.name + " (" + std::to_string(h.pid) + ") holds " + h.node +
-                (h.address.empty() ? "" : " (" + h.address + ")");
-      bool nvidia = std::any_of(hs.begin(), hs.end(), [](const Holder& h) { return h.node.rfind("/dev/nvidia", 0) == 0; });
-      plan.refusals.push_back(refusal("gpu-in-use", "the GPU is in use: " + list,
-                                      nvidia ? "the NVIDIA driver blocks in unbind while /dev/nvidia* is open" : "",
+    std::vector<std::string> stopping;
+    bool stops_dm = false;
+    if (stops_services)
+      for (const auto& u : p.stop_services) {
+        std::string real = unit_alias_target(fs, u);
+        stopping.push_back(u);
+        stopping.push_back(real);
+        for (const char* dm : {"display-manager.service", "gdm.service", "gdm3.service", "sddm.service", "lightdm.service",
+                               "lxdm.service", "xdm.service", "greetd.service", "slim.service", "ly.service"})
+          stops_dm |= (u == dm || real == dm);
+      }
+    std::string list;
+    bool nvidia = false;
+    for (const auto& h : hs) {
+      std::string unit = unit_of_process(fs, h.pid);
+      bool goes = stops_services && !unit.empty() &&
+                  (std::find(stopping.begin(), stopping.end(), unit) != stopping.end() ||
+                   (stops_dm && unit.rfind("session-", 0) == 0 && unit.size() > 6 &&
+                    unit.compare(unit.size() - 6, 6, ".scope") == 0));
+      if (goes) continue;
+      list += (list.empty() ? "" : ", ") + h.name + " (" + std::to_string(h.pid) + ") holds " + h.node +
+              (h.address.empty() ? "" : " (" + h.address + ")") +
+              (stops_services ? " and runs in " + (unit.empty() ? std::string("no unit") : unit) : "");
+      nvidia |= h.node.rfind("/dev/nvidia", 0) == 0;
+    }
+    if (!list.empty()) {
+      std::string why = stops_services ? "no unit in [host] stop_services runs it, so stopping them would not free the "
+                                         "GPU; refused before stopping anything"
+                                       : "";
+      if (nvidia) why += std::string(why.empty() ? "" : "; ") + "the NVIDIA driver blocks in unbind while its node is open";
+      plan.refusals.push_back(refusal("gpu-in-use", "the GPU is in use: " + list, why,
                                       "close these programs, or stop the service that runs them ([host] stop_services), "
                                       "or set [host] holders = \"terminate\""));
+    }
+    holders_checked = !stops_services;  // nothing stops first: this scan is the step's scan
+  }
+  // Modules, before any change: a module to unload that another loaded module uses (not one this
+  // profile unloads too) makes `modprobe -r` fail after the desktop has stopped.
+  for (const auto& m : p.unload_modules) {
+    std::string mn = module_name(m);
+    auto users = fs.list("/sys/module/" + mn + "/holders");
+    if (!users) continue;
+    for (const auto& u : *users) {
+      bool ours = std::any_of(p.unload_modules.begin(), p.unload_modules.end(),
+                              [&](const std::string& x) { return module_name(x) == u; });
+      if (ours) continue;
+      plan.refusals.push_back(refusal("module-in-use", "module " + mn + " in [host] unload_modules is used by module " + u +
+                                                           ", which the profile does not unload",
+                                      "modprobe -r " + mn + " would fail after the services had stopped",
+                                      "add \"" + u + "\" to [host] unload_modules before \"" + mn + "\""));
     }
   }
   if (!plan.refusals.empty()) return plan;
@@ -224,7 +269,8 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
   // 5. switcheroo before the dGPU driver goes
   if (p.mode == DisplayMode::mux && p.mux_method == MuxMethod::switcheroo) plan.prepare.push_back(make_switcheroo());
   // 6. holders (already checked above when nothing before this step can free the GPU)
-  if (!holders_checked) plan.prepare.push_back(make_holders(devices, p.holders == HolderPolicy::terminate));
+  if (!holders_checked)
+    plan.prepare.push_back(make_holders(devices, p.holders == HolderPolicy::terminate, nvidia_control));
   // 7. modules
   for (const auto& m : p.unload_modules) {
     if (module_builtin(fs, m)) {

@@ -19,7 +19,9 @@ class VtconUnbind : public Step {
   }
   Status apply(StepContext& ctx, const Record& rec) override {
     if (field(rec, "was_bound") != "1") return Status::success();
-    return ctx.host.fs.write("/sys/class/vtconsole/" + vt_ + "/bind", "0");
+    // The console layer takes the console lock and calls into fbcon: guarded.
+    return ctx.host.fs.write_guarded("/sys/class/vtconsole/" + vt_ + "/bind", "0",
+                                     ctx.deadline.sub(ctx.timeouts.unbind_ms));
   }
 
  private:
@@ -33,7 +35,22 @@ Status undo_vtcon(StepContext& ctx, const Record& rec) {
   if (field(rec, "was_bound") != "1" || !safe_name(vt)) return Status::success();
   std::string p = "/sys/class/vtconsole/" + vt + "/bind";
   if (read_attr(ctx.host.fs, p) == "1") return Status::success();
-  return ctx.host.fs.write(p, "1");
+  return ctx.host.fs.write_guarded(p, "1", ctx.deadline.sub(ctx.timeouts.unbind_ms));
+}
+
+// After release: when a frame buffer console exists again (a DRM driver with fbdev emulation
+// bound the GPU), it is bound; found by name, its number may have changed.
+std::string restored_vtcon(StepContext& ctx, const Record& rec) {
+  if (field(rec, "was_bound") != "1") return "";
+  auto l = ctx.host.fs.list("/sys/class/vtconsole");
+  if (!l) return "";
+  for (const auto& vt : *l) {
+    std::string base = "/sys/class/vtconsole/" + vt;
+    if (read_attr(ctx.host.fs, base + "/name").find("frame buffer") == std::string::npos) continue;
+    if (read_attr(ctx.host.fs, base + "/bind") != "1")
+      return "the frame buffer console " + vt + " is not bound (echo 1 > " + base + "/bind)";
+  }
+  return "";
 }
 
 class FbRelease : public Step {
@@ -73,7 +90,7 @@ std::unique_ptr<Step> make_vtcon_unbind(const std::string& vt) { return std::mak
 std::unique_ptr<Step> make_fb_release(const std::string& d, const std::string& drv) {
   return std::make_unique<FbRelease>(d, drv);
 }
-StepKindInfo vtcon_kind() { return {undo_vtcon, {}}; }
-StepKindInfo fb_kind() { return {undo_fb, {}}; }
+StepKindInfo vtcon_kind() { return {undo_vtcon, {}, restored_vtcon}; }
+StepKindInfo fb_kind() { return {undo_fb, {}, {}}; }
 
 }  // namespace gpuhook

@@ -9,6 +9,7 @@
 
 #include "steps/steps.h"
 #include "sysinfo/pci.h"
+#include "sysinfo/procs.h"
 
 namespace gpuhook {
 
@@ -20,7 +21,7 @@ bool under_device(Fs& fs, const std::string& class_node, const std::string& addr
 }
 }  // namespace
 
-std::vector<std::string> device_nodes_of(Fs& fs, const std::string& addr, bool include_nvidia) {
+std::vector<std::string> device_nodes_of(Fs& fs, const std::string& addr, bool nvidia, bool nvidia_control) {
   std::vector<std::string> nodes;
   for (auto [cls, dev] : {std::pair{"/sys/class/drm", "/dev/dri/"}, std::pair{"/sys/class/sound", "/dev/snd/"}}) {
     auto l = fs.list(cls);
@@ -28,10 +29,22 @@ std::vector<std::string> device_nodes_of(Fs& fs, const std::string& addr, bool i
     for (const auto& n : *l)
       if (under_device(fs, std::string(cls) + "/" + n, addr)) nodes.push_back(dev + n);
   }
-  if (include_nvidia) {
-    if (auto l = fs.list("/dev"); l)
+  if (nvidia) {
+    // That GPU's own node: another NVIDIA card of the host (its desktop) has its own minor, and
+    // its users must neither refuse this start nor be terminated by it.
+    std::string own = nvidia_node_of(fs, addr);
+    auto l = fs.list("/dev");
+    if (!own.empty()) nodes.push_back(own);
+    else if (l)  // the driver does not say which minor: every per-GPU node, to be safe
       for (const auto& n : *l)
-        if (n.rfind("nvidia", 0) == 0) nodes.push_back("/dev/" + n);
+        if (n.size() > 6 && n.rfind("nvidia", 0) == 0 && n.find_first_not_of("0123456789", 6) == std::string::npos)
+          nodes.push_back("/dev/" + n);
+    // The driver-wide nodes hold the modules, not the card: they matter only when the profile
+    // unloads NVIDIA's modules.
+    if (nvidia_control && l)
+      for (const auto& n : *l)
+        if (n == "nvidiactl" || n == "nvidia-modeset" || n == "nvidia-uvm" || n == "nvidia-uvm-tools")
+          nodes.push_back("/dev/" + n);
   }
   return nodes;
 }
@@ -54,7 +67,9 @@ std::vector<Holder> find_holders(Fs& fs, const std::vector<std::pair<std::string
       for (const auto& [node, addr] : nodes) {
         if (*t != node || std::find(seen.begin(), seen.end(), node) != seen.end()) continue;
         seen.push_back(node);
-        out.push_back({pid, read_attr(fs, "/proc/" + p + "/comm", "?"), node, addr});
+        Holder h{pid, read_attr(fs, "/proc/" + p + "/comm", "?"), node, addr, start_time_of(fs, pid)};
+        if (h.start_time.empty()) continue;  // exited while we looked
+        out.push_back(std::move(h));
       }
     }
   }
@@ -74,7 +89,8 @@ std::string describe_holders(const std::vector<Holder>& hs) {
 
 class Holders : public Step {
  public:
-  Holders(std::vector<std::string> addrs, bool terminate) : addrs_(std::move(addrs)), terminate_(terminate) {}
+  Holders(std::vector<std::string> addrs, bool terminate, bool nvidia_control)
+      : addrs_(std::move(addrs)), terminate_(terminate), nvidia_control_(nvidia_control) {}
   std::string kind() const override { return "holders"; }
   std::string describe() const override {
     return std::string(terminate_ ? "terminate" : "refuse on") + " processes holding the GPU";
@@ -86,7 +102,7 @@ class Holders : public Step {
     for (const auto& a : addrs_) {
       auto d = pci.device(a);
       bool nvidia = d && d->driver == "nvidia";
-      for (auto& n : device_nodes_of(ctx.host.fs, a, nvidia)) {
+      for (auto& n : device_nodes_of(ctx.host.fs, a, nvidia, nvidia_control_)) {
         bool dup = false;
         for (auto& [nn, aa] : nodes) dup |= (nn == n);
         if (!dup) nodes.emplace_back(n, n.rfind("/dev/nvidia", 0) == 0 ? "" : a);
@@ -113,19 +129,27 @@ class Holders : public Step {
                "or set [host] holders = \"terminate\" to end them on VM start";
       return e;
     }
-    std::vector<int> pids;
+    // Each process by pid and start time: one that exited meanwhile and whose pid was reused by
+    // another is never signalled, nor waited for.
+    std::vector<std::pair<int, std::string>> procs;
     for (const auto& h : found_)
-      if (std::find(pids.begin(), pids.end(), h.pid) == pids.end()) pids.push_back(h.pid);
+      if (std::find(procs.begin(), procs.end(), std::pair{h.pid, h.start_time}) == procs.end())
+        procs.emplace_back(h.pid, h.start_time);
     ctx.log.warn("terminating: " + describe_holders(found_));
-    for (int pid : pids) (void)ctx.host.signals.kill(pid, SIGTERM);
+    auto send = [&](int sig) {
+      for (const auto& [pid, start] : procs)
+        if (auto r = ctx.host.signals.signal_process(pid, start, sig); !r)
+          ctx.log.warn(r.error().message());
+    };
+    send(SIGTERM);
     auto gone = [&] {
-      for (int pid : pids)
-        if (ctx.host.fs.exists("/proc/" + std::to_string(pid) + "/fd")) return false;
+      for (const auto& [pid, start] : procs)
+        if (start_time_of(ctx.host.fs, pid) == start) return false;
       return true;
     };
     Deadline d = ctx.deadline.sub(ctx.timeouts.terminate_ms);
     if (wait_until(d, gone)) return Status::success();
-    for (int pid : pids) (void)ctx.host.signals.kill(pid, SIGKILL);
+    send(SIGKILL);
     Deadline d2 = ctx.deadline.sub(2000);
     if (wait_until(d2, gone)) return Status::success();
     auto left = scan(ctx);
@@ -139,6 +163,7 @@ class Holders : public Step {
  private:
   std::vector<std::string> addrs_;
   bool terminate_;
+  bool nvidia_control_;
   std::vector<Holder> found_;
 };
 
@@ -150,9 +175,9 @@ Status undo_holders(StepContext& ctx, const Record& rec) {
 
 }  // namespace
 
-std::unique_ptr<Step> make_holders(const std::vector<std::string>& addrs, bool terminate) {
-  return std::make_unique<Holders>(addrs, terminate);
+std::unique_ptr<Step> make_holders(const std::vector<std::string>& addrs, bool terminate, bool nvidia_control) {
+  return std::make_unique<Holders>(addrs, terminate, nvidia_control);
 }
-StepKindInfo holders_kind() { return {undo_holders, {}}; }
+StepKindInfo holders_kind() { return {undo_holders, {}, {}}; }
 
 }  // namespace gpuhook

@@ -185,6 +185,13 @@ Status undo_module_unload(StepContext& ctx, const Record& rec) {
   return Status::success();
 }
 
+std::string restored_module_unload(StepContext& ctx, const Record& rec) {
+  std::string m = field(rec, "module");
+  if (field(rec, "was_loaded") == "1" && !module_loaded(ctx.host.fs, m))
+    return "module " + m + " is not loaded again (modprobe " + m + ")";
+  return "";
+}
+
 std::string verify_module_unload(StepContext& ctx, const Record& rec) {
   std::string m = field(rec, "module");
   if (field(rec, "was_loaded") == "1" && module_loaded(ctx.host.fs, m)) return "module " + m + " is loaded again";
@@ -197,7 +204,7 @@ std::unique_ptr<Step> make_module_load(const std::string& m, const std::string& 
   return std::make_unique<ModuleLoad>(m, driver_dir);
 }
 std::unique_ptr<Step> make_module_unload(const std::string& m) { return std::make_unique<ModuleUnload>(m); }
-StepKindInfo module_load_kind() { return {undo_module_load, {}}; }
-StepKindInfo module_unload_kind() { return {undo_module_unload, verify_module_unload}; }
+StepKindInfo module_load_kind() { return {undo_module_load, {}, {}}; }
+StepKindInfo module_unload_kind() { return {undo_module_unload, verify_module_unload, restored_module_unload}; }
 
 }  // namespace gpuhook

@@ -53,6 +53,20 @@ Status wait_driver(StepContext& ctx, const std::string& addr, const std::string&
   return e;
 }
 
+// The DRM nodes (card1, renderD129) that sit on a PCI function now.
+std::vector<std::string> drm_nodes_of(Fs& fs, const std::string& addr) {
+  std::vector<std::string> out;
+  auto l = fs.list("/sys/class/drm");
+  if (!l) return out;
+  for (const auto& n : *l) {
+    if (n.rfind("card", 0) != 0 && n.rfind("renderD", 0) != 0) continue;
+    if (n.find('-') != std::string::npos) continue;  // connectors (card1-HDMI-A-1) are not nodes
+    auto c = fs.canonical("/sys/class/drm/" + n);
+    if (c && c->find("/" + addr + "/") != std::string::npos) out.push_back(n);
+  }
+  return out;
+}
+
 class PciVfio : public Step {
  public:
   PciVfio(std::string a, std::string at_plan) : addr_(std::move(a)), at_plan_(std::move(at_plan)) {}
@@ -67,8 +81,10 @@ class PciVfio : public Step {
       e.hint = "check [gpu] address in the profile against `gpuhook groups`";
       return e;
     }
+    std::string drm;
+    for (const auto& n : drm_nodes_of(ctx.host.fs, addr_)) drm += (drm.empty() ? "" : ",") + n;
     return Record{{"address", addr_}, {"driver", dev->driver}, {"override", dev->driver_override},
-                  {"driver_at_plan", at_plan_}};
+                  {"driver_at_plan", at_plan_}, {"drm", drm}};
   }
   Status apply(StepContext& ctx, const Record& rec) override {
     Fs& fs = ctx.host.fs;
@@ -148,12 +164,48 @@ std::string verify_pci_vfio(StepContext& ctx, const Record& rec) {
   return "";
 }
 
+// After release: the function is on the driver it had, and has as many DRM nodes as then (a
+// display server needs them; their numbers may change with the rebind).
+std::string restored_pci_vfio(StepContext& ctx, const Record& rec) {
+  std::string addr = field(rec, "address");
+  if (!PciAddress::parse(addr)) return "";
+  std::string orig = field(rec, "driver");
+  if (orig.empty()) orig = field(rec, "driver_at_plan");
+  std::string cur = driver_of(ctx.host.fs, addr);
+  if (cur != orig) {
+    std::string how = orig.empty() ? "echo " + addr + " > /sys/bus/pci/drivers/" + cur + "/unbind"
+                      : !ctx.host.fs.is_dir(std::string(kPciDrivers) + "/" + orig)
+                          ? "its driver " + orig + " is not loaded: modprobe " + orig
+                          : "echo " + addr + " > /sys/bus/pci/drivers_probe";
+    return addr + " is " + (cur.empty() ? std::string("without a driver") : "on " + cur) + ", not " +
+           (orig.empty() ? std::string("without a driver") : "on " + orig) + " as before (" + how + ")";
+  }
+  size_t want = 0;
+  for (const auto& n : [&] {
+         std::vector<std::string> v;
+         std::string d = field(rec, "drm");
+         for (size_t p = 0; p < d.size();) {
+           size_t c = d.find(',', p);
+           if (c == std::string::npos) c = d.size();
+           if (c > p) v.push_back(d.substr(p, c - p));
+           p = c + 1;
+         }
+         return v;
+       }())
+    want += !n.empty();
+  size_t have = drm_nodes_of(ctx.host.fs, addr).size();
+  if (have < want)
+    return addr + " has " + std::to_string(have) + " DRM node(s), it had " + std::to_string(want) + " (" +
+           field(rec, "drm") + "): its driver bound without its display; see journalctl -k";
+  return "";
+}
+
 }  // namespace
 
 std::unique_ptr<Step> make_pci_vfio(const std::string& address, const std::string& driver_at_plan) {
   return std::make_unique<PciVfio>(address, driver_at_plan);
 }
 
-StepKindInfo pci_vfio_kind() { return {undo_pci_vfio, verify_pci_vfio}; }
+StepKindInfo pci_vfio_kind() { return {undo_pci_vfio, verify_pci_vfio, restored_pci_vfio}; }
 
 }  // namespace gpuhook

@@ -84,9 +84,41 @@ std::string verify_service_stop(StepContext& ctx, const Record& rec) {
   return "";
 }
 
+// After release: a unit that ran before runs again, and its main process is alive a moment
+// after it says active (a display server that dies on start is "active" for an instant).
+std::string restored_service(StepContext& ctx, const Record& rec) {
+  std::string unit = field(rec, "unit");
+  if (field(rec, "was_active") != "1" || unit.empty() || !check_journal_name(rec, "unit")) return "";
+  Deadline d = ctx.deadline.sub(ctx.timeouts.service_ms);
+  auto main_pid = [&]() -> int {
+    Deadline dd = ctx.deadline.sub(ctx.timeouts.command_ms);
+    auto r = ctx.host.runner.run({"systemctl", "show", "-p", "MainPID", "--value", unit}, dd);
+    if (!r || !r->success()) return -1;  // cannot tell: not counted against it
+    std::string v = trim(r->out);
+    if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 9) return -1;
+    return std::stoi(v);
+  };
+  auto up = [&] {
+    if (!is_running(unit_state(ctx, unit))) return false;
+    int pid = main_pid();
+    return pid != 0 && (pid < 0 || ctx.host.fs.exists("/proc/" + std::to_string(pid)));
+  };
+  std::string hint = ": `systemctl status " + unit + "`, `journalctl -u " + unit + "`; `systemctl start " + unit + "`";
+  if (!wait_until(d, up)) {
+    std::string st = unit_state(ctx, unit);
+    if (is_running(st)) return unit + " is " + st + " but its main process is gone" + hint;
+    return unit + " is not running again (" + st + ")" + hint;
+  }
+  // Still up a moment later (a bounded second look, not a wait for a race).
+  Deadline settle = ctx.deadline.sub(300);
+  wait_until(settle, [] { return false; });
+  if (!up()) return unit + " started but its main process did not stay up" + hint;
+  return "";
+}
+
 }  // namespace
 
 std::unique_ptr<Step> make_service_stop(const std::string& unit) { return std::make_unique<ServiceStop>(unit); }
-StepKindInfo service_stop_kind() { return {undo_service_stop, verify_service_stop}; }
+StepKindInfo service_stop_kind() { return {undo_service_stop, verify_service_stop, restored_service}; }
 
 }  // namespace gpuhook

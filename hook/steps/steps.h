@@ -28,8 +28,10 @@ std::unique_ptr<Step> make_service_stop(const std::string& unit);
 std::unique_ptr<Step> make_vtcon_unbind(const std::string& vtcon);
 // fb.release: unbinds a boot framebuffer platform device (efi/simple/vesa framebuffer, simpledrm).
 std::unique_ptr<Step> make_fb_release(const std::string& device, const std::string& driver);
-// holders: finds processes holding the given device nodes; refuses, or terminates them.
-std::unique_ptr<Step> make_holders(const std::vector<std::string>& addresses, bool terminate);
+// holders: finds processes holding the given devices' nodes; refuses, or terminates them.
+// nvidia_control: also NVIDIA's driver-wide nodes (nvidiactl, nvidia-modeset, nvidia-uvm), which
+// matter only when the profile unloads NVIDIA's modules.
+std::unique_ptr<Step> make_holders(const std::vector<std::string>& addresses, bool terminate, bool nvidia_control);
 // mux.switcheroo: vga_switcheroo MDIS (panel to the dGPU); undo MIGD.
 std::unique_ptr<Step> make_switcheroo();
 // mux.acpi: MXDS through acpi_call; undo switches back to the iGPU.
@@ -60,8 +62,11 @@ struct Holder {
   std::string name;
   std::string node;
   std::string address;
+  std::string start_time;  // start_time_of(pid) when seen: signals reach this process, never a pid reuser
 };
-std::vector<std::string> device_nodes_of(Fs& fs, const std::string& address, bool include_nvidia);
+// The device nodes of one PCI function: its DRM and sound nodes, and for a function on NVIDIA's
+// driver its own /dev/nvidiaN (plus the driver-wide nodes when nvidia_control).
+std::vector<std::string> device_nodes_of(Fs& fs, const std::string& address, bool nvidia, bool nvidia_control);
 std::vector<Holder> find_holders(Fs& fs, const std::vector<std::pair<std::string, std::string>>& nodes, int self_pid);
 
 }  // namespace gpuhook

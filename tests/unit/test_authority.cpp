@@ -292,3 +292,162 @@ TEST(Authority, RestoreWorksWithoutAProfileAndWithABrokenGlobalConfig) {
 
 }  // namespace
 }  // namespace gpuhook
+
+namespace gpuhook {
+namespace {
+
+// A desktop with two NVIDIA cards: the host's desktop on 0000:02:00.0 (/dev/nvidia1 open by its
+// Xorg, nvidiactl too), the guest's card 0000:01:00.0. Before: every /dev/nvidia* counted as a
+// holder of any NVIDIA GPU, so prepare always refused, or with `terminate` killed the host's own
+// display server. Now only the guest card's own node counts (its minor read from
+// /proc/driver/nvidia/gpus/<address>/information); nvidiactl only when NVIDIA's modules go.
+struct TwoNvidia : test::Harness {
+  TwoNvidia() {
+    build_reference_laptop(h);
+    h.fs.put_dir("/sys/devices/pci0000:00/0000:00:03.0");
+    h.kernel.add_bridge("0000:00:03.0", 2);
+    h.kernel.add_pci({"0000:02:00.0", "10de", "2484", "10de", "146b", "030000", "nvidia", "nvidia", 2, false,
+                      "/sys/devices/pci0000:00/0000:00:03.0"});
+    h.kernel.add_process({1400, "Xorg", {"/dev/nvidiactl", "/dev/nvidia1"}, false, ""});
+  }
+};
+
+TEST(Holders, AnotherNvidiaCardsDesktopIsNeitherAReasonToRefuseNorTerminated) {
+  TwoNvidia t;
+  ASSERT_EQ(read_attr(t.h.fs, "/proc/driver/nvidia/gpus/0000:02:00.0/information").empty(), false);
+  put_profile(t.h, "win11", "[gpu]\naddress = \"0000:01:00.0\"\n[host]\nstop_services = [\"nvidia-persistenced.service\"]\n");
+  std::string err;
+  ASSERT_EQ(t.event("win11", "prepare", &err), 0) << err << t.log.text();
+  EXPECT_EQ(t.h.kernel.driver_of("0000:01:00.0"), "vfio-pci");
+  EXPECT_EQ(t.h.kernel.driver_of("0000:02:00.0"), "nvidia");
+  EXPECT_TRUE(t.h.kernel.process_alive(1400));
+  EXPECT_EQ(t.event("win11", "release"), 0);
+  EXPECT_EQ(t.h.kernel.driver_of("0000:01:00.0"), "nvidia");
+
+  put_profile(t.h, "win11", "[gpu]\naddress = \"0000:01:00.0\"\n[host]\nstop_services = [\"nvidia-persistenced.service\"]\n"
+                            "holders = \"terminate\"\n");
+  ASSERT_EQ(t.event("win11", "prepare", &err), 0) << err << t.log.text();
+  EXPECT_TRUE(t.h.kernel.process_alive(1400)) << "the host's Xorg on the other card is never signalled";
+  EXPECT_EQ(t.event("win11", "release"), 0);
+}
+
+TEST(Holders, TheGuestCardsOwnNodeIsAHolder) {
+  TwoNvidia t;
+  t.h.kernel.add_process({1500, "cuda-app", {"/dev/nvidia0"}, false, ""});
+  put_profile(t.h, "win11", "[gpu]\naddress = \"0000:01:00.0\"\n");
+  auto before = t.h.state();
+  std::string err;
+  EXPECT_EQ(t.event("win11", "prepare", &err), 1);
+  EXPECT_NE(err.find("cuda-app (1500) holds /dev/nvidia0"), std::string::npos) << err;
+  EXPECT_EQ(err.find("Xorg"), std::string::npos) << err;
+  EXPECT_EQ(diff_states(before, t.h.state()), "");
+}
+
+// A module to unload that another loaded module uses, which the profile does not unload:
+// `modprobe -r` would fail after the desktop had stopped. Refused before any change.
+TEST(Modules, AModuleUsedByAModuleTheProfileKeepsIsRefusedBeforeAnyChange) {
+  test::Harness t;
+  build_reference_laptop(t.h);
+  t.h.fs.put_dir("/sys/module/nvidia/holders/nvidia_peermem");
+  put_profile(t.h, "win11", test::kLaptopProfile);
+  auto before = t.h.state();
+  std::string err;
+  EXPECT_EQ(t.event("win11", "prepare", &err), 1);
+  EXPECT_NE(err.find("module nvidia in [host] unload_modules is used by module nvidia_peermem"), std::string::npos) << err;
+  EXPECT_NE(err.find("nothing on the host was changed"), std::string::npos) << err;
+  EXPECT_TRUE(t.h.kernel.unit_active("nvidia-persistenced.service"));
+  EXPECT_EQ(diff_states(before, t.h.state()), "");
+}
+
+}  // namespace
+}  // namespace gpuhook
+
+namespace gpuhook {
+namespace {
+
+// Release verifies that the host came back: each function on its driver with its DRM nodes,
+// each stopped unit running with a live main process, the frame buffer console bound. A clean
+// release says so; one that left the host different says what and what to run, in the log and in
+// `gpuhook status`, until a clean release clears it.
+TEST(ReleaseCheck, ACleanReleaseSaysTheHostIsBack) {
+  test::Harness t;
+  build_single_gpu_desktop(t.h);
+  put_profile(t.h, "win11", "[gpu]\naddress = \"0000:0b:00.0\"\n[display]\nmode = \"takeover\"\n[host]\nholders = \"terminate\"\n");
+  ASSERT_EQ(t.event("win11", "prepare"), 0) << t.log.text();
+  ASSERT_EQ(t.event("win11", "release"), 0);
+  EXPECT_TRUE(t.log.contains("release check: the host is back as the journal says it was")) << t.log.text();
+  EXPECT_FALSE(t.h.fs.exists("/run/gpuhook/win11.release"));
+}
+
+TEST(ReleaseCheck, ADisplayManagerWhoseServerDiesOnStartIsReportedInTheLogAndStatus) {
+  test::Harness t;
+  build_single_gpu_desktop(t.h);
+  put_profile(t.h, "win11", "[gpu]\naddress = \"0000:0b:00.0\"\n[display]\nmode = \"takeover\"\n[host]\nholders = \"terminate\"\n");
+  ASSERT_EQ(t.event("win11", "prepare"), 0) << t.log.text();
+  // The display server starts with the unit and dies at once (the classic black screen).
+  auto systemctl = t.h.runner.programs["systemctl"];
+  t.h.runner.programs["systemctl"] = [&, systemctl](const std::vector<std::string>& a, const Deadline& d) {
+    RunResult r = systemctl(a, d);
+    if (a.size() == 3 && a[1] == "start" && a[2] == "display-manager.service") t.h.kernel.kill(1000, 9);
+    return r;
+  };
+  ASSERT_EQ(t.event("win11", "release"), 0);
+  EXPECT_TRUE(t.log.contains("release check: NOT BACK: display-manager.service is active but its main process is gone"))
+      << t.log.text();
+  EXPECT_FALSE(t.h.fs.exists("/run/gpuhook/win11.journal")) << "every undo worked: nothing to replay";
+  ASSERT_TRUE(t.h.fs.exists("/run/gpuhook/win11.release"));
+  AppContext app = t.app();
+  Invocation inv;
+  inv.kind = Invocation::Kind::verb;
+  inv.verb = "status";
+  std::ostringstream out, err;
+  EXPECT_EQ(run_verb(app, inv, out, err), 1);
+  EXPECT_NE(out.str().find("after the last release, NOT BACK: display-manager.service is active but its main process is "
+                           "gone: `systemctl status display-manager.service`"),
+            std::string::npos)
+      << out.str();
+  // The next clean cycle clears it.
+  t.h.runner.programs["systemctl"] = systemctl;
+  ASSERT_EQ(t.event("win11", "prepare"), 0) << t.log.text();
+  ASSERT_EQ(t.event("win11", "release"), 0);
+  EXPECT_FALSE(t.h.fs.exists("/run/gpuhook/win11.release"));
+}
+
+}  // namespace
+}  // namespace gpuhook
+
+namespace gpuhook {
+namespace {
+
+// A driver stuck in unbind: the guarded writer is still in the kernel (D state) at its deadline,
+// and its write may land at any time later. Before: rollback assumed it had not happened and
+// deleted the journal; the late unbind then left the GPU with no driver, and nothing knew. Now
+// the step stays journaled while that writer lives; once it is gone, release (or restore) checks
+// the real driver link and gives the GPU back.
+TEST(Authority, AWriteStillInTheKernelKeepsItsStepJournaledUntilItsWriterIsGone) {
+  test::Harness t;
+  build_reference_laptop(t.h);
+  put_profile(t.h, "win11", std::string(test::kLaptopProfile) + "[timeouts]\nunbind = 1\n");
+  auto before = t.h.state();
+  t.h.kernel.fault_write("drivers/snd_hda_intel/unbind", FakeKernel::Fault::late);
+  std::string err;
+  EXPECT_EQ(t.event("win11", "prepare", &err), 1);
+  EXPECT_NE(err.find("rollback was INCOMPLETE"), std::string::npos) << err << t.log.text();
+  ASSERT_TRUE(t.h.fs.exists("/run/gpuhook/win11.journal")) << "the journal outlives the writer\n" << t.log.text();
+  EXPECT_TRUE(t.log.contains("a write of it is still in the kernel")) << t.log.text();
+  // libvirt's release right after: the writer still sleeps in the kernel; the step stays.
+  EXPECT_EQ(t.event("win11", "release"), 0);
+  ASSERT_TRUE(t.h.fs.exists("/run/gpuhook/win11.journal")) << t.log.text();
+  EXPECT_TRUE(t.log.contains("waits for a write still in the kernel")) << t.log.text();
+  // The driver finally returns: the unbind lands, the function is left without a driver.
+  ASSERT_EQ(t.h.kernel.complete_late_writes(), 1);
+  EXPECT_EQ(t.h.kernel.driver_of("0000:01:00.1"), "");
+  // Now the journal is all that knows: the next release gives it back.
+  EXPECT_EQ(t.event("win11", "release"), 0);
+  EXPECT_EQ(t.h.kernel.driver_of("0000:01:00.1"), "snd_hda_intel") << t.log.text();
+  EXPECT_FALSE(t.h.fs.exists("/run/gpuhook/win11.journal")) << t.log.text();
+  EXPECT_EQ(diff_states(before, t.h.state()), "");
+}
+
+}  // namespace
+}  // namespace gpuhook

@@ -88,7 +88,10 @@ TEST(Takeover, SingleGpuDesktopGivesTheOnlyScreenToTheVmAndGetsItBack) {
   EXPECT_TRUE(t.log.contains("processes terminated at prepare are not restarted: 1200:pipewire"));
 }
 
-TEST(Takeover, WithTheRefusePolicyAHolderStopsThePrepareAndEverythingIsRolledBack) {
+// Refuse before touching: stopping the display manager ends the user's session and unsaved work,
+// so a holder it does not run (a user service: pipewire) is refused before anything is stopped.
+// Before: the display manager was stopped, the holders step refused, and the desktop restarted.
+TEST(Takeover, WithTheRefusePolicyAHolderTheDisplayManagerDoesNotRunIsRefusedBeforeAnyChange) {
   Harness t;
   build_single_gpu_desktop(t.h);
   std::string p = kTakeover;
@@ -97,8 +100,13 @@ TEST(Takeover, WithTheRefusePolicyAHolderStopsThePrepareAndEverythingIsRolledBac
   auto before = t.h.state();
   std::string err;
   EXPECT_EQ(t.event("win11", "prepare", &err), 1);
-  EXPECT_NE(err.find("pipewire (1200) holds /dev/snd/controlC1 (0000:0b:00.1)"), std::string::npos) << err;
-  EXPECT_NE(err.find("every change was rolled back"), std::string::npos) << err;
+  EXPECT_NE(err.find("pipewire (1200) holds /dev/snd/controlC1 (0000:0b:00.1) and runs in pipewire.service"),
+            std::string::npos) << err;
+  EXPECT_NE(err.find("refused before stopping anything"), std::string::npos) << err;
+  EXPECT_NE(err.find("nothing on the host was changed"), std::string::npos) << err;
+  EXPECT_FALSE(err.find("Xorg") != std::string::npos) << "the display manager's own Xorg goes with it: not a reason";
+  for (const auto& c : t.h.runner.calls) EXPECT_EQ(c.find("stop"), std::string::npos) << "nothing stopped: " << c;
+  EXPECT_EQ(diff_states(before, t.h.state()), "");
   t.stop_vm("win11");
   EXPECT_EQ(diff_states(before, t.h.state()), "") << t.log.text();
   EXPECT_TRUE(t.h.kernel.unit_active("display-manager.service"));

@@ -5,6 +5,7 @@
 // that shares no code with the generator. Then the same verbs run through the real binary with
 // --root on a tree written by make-sysfs-tree, and must print the same JSON.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -233,7 +234,7 @@ TEST_P(RealMachine, IdsConvertsEachGpusIdsToDecimal) {
 // The whole path a bug reporter takes: make-sysfs-tree writes a directory, the gpuhook binary reads
 // it with --root through the real Fs, and prints what the in-process run on the FakeFs printed.
 TEST_P(RealMachine, TheBinaryOnAGeneratedRootPrintsTheSameJson) {
-  std::string dir = ::testing::TempDir() + "gpuhook-fixture-" + GetParam().file;
+  std::string dir = ::testing::TempDir() + "gpuhook-fixture-" + std::to_string(::getpid()) + "-" + GetParam().file;
   std::filesystem::remove_all(dir);
   std::string cmd = std::string(GPUHOOK_MAKE_SYSFS_TREE) + " '" + path_of(GetParam()) + "' '" + dir + "' >/dev/null 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
