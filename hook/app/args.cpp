@@ -69,7 +69,7 @@ const VerbSpec kVerbs[] = {
      "  --events N  the last N events (0: all that the log files still hold)\n"
      "  --follow    then wait for new lines and print them as they come (Ctrl-C ends)\n"
      "--json: {\"events\":[{\"vm\",\"op\",\"pid\",\"start\",\"end\",\"result\",\"summary\",\"duration_ms\",\n"
-     "         \"steps\":[...],\"undos\":[...],\"failure\",\"hint\",\"host_restored\",\"lines\":[...]}]}\n"
+     "         \"steps\":[...],\"undos\":[...],\"failure\",\"hint\",\"host_restored\",\"host_checked\",\"not_back\",\"lines\":[...]}]}\n"
      "         (with --follow, then one {\"time\",\"level\",\"vm\",\"op\",\"pid\",\"message\"} per new line)"},
     {"hook", 3, 4, "hook VM OPERATION SUB-OPERATION [EXTRA]",
      "Runs the libvirt hook path by hand, exactly as libvirtd would (domain XML on stdin)."},

@@ -40,6 +40,11 @@ struct LogEvent {
   std::string failure;     // the first error line
   std::string hint;        // the first "hint: " line
   int host_restored = -1;  // release and restore: 1 every journaled step undone, 0 not, -1 not a release
+  // The release check (engine.cpp, after every undo worked): 1 "the host is back as the journal
+  // says it was", 0 "NOT BACK" lines (in not_back), -1 no check ran (nothing to undo, or not a release).
+  int host_checked = -1;
+  std::vector<std::string> not_back;
+  bool nothing_journaled = false;  // "nothing to restore: no journal"
   std::vector<LogLine> lines;
 };
 

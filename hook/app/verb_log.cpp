@@ -140,6 +140,13 @@ void add_line(LogEvent& e, const LogLine& l) {
   LogStep st;
   if (parse_step(l.message, st)) e.steps.push_back(st);
   else if (parse_undo(l.message, st)) e.undos.push_back(st);
+  constexpr std::string_view kBack = "release check: the host is back", kNotBack = "release check: NOT BACK: ";
+  if (l.message.rfind(kBack, 0) == 0 && e.host_checked != 0) e.host_checked = 1;
+  if (l.message.rfind(kNotBack, 0) == 0) {
+    e.host_checked = 0;
+    e.not_back.push_back(l.message.substr(kNotBack.size()));
+  }
+  if (l.message.rfind("nothing to restore", 0) == 0) e.nothing_journaled = true;
   if (l.message.rfind("hint: ", 0) == 0) {
     if (e.hint.empty()) e.hint = l.message.substr(6);
   } else if ((l.level == "error" || l.level == "critical") && e.failure.empty()) {
@@ -251,7 +258,14 @@ void print_event(const LogEvent& e, std::ostream& out) {
     if (!e.failure.empty()) out << "   why: " << e.failure << "\n";
     if (!e.hint.empty()) out << "   what to do: " << e.hint << "\n";
   }
-  if (e.host_restored == 1) out << "   host restored: yes, every journaled step was undone (the journal is gone)\n";
+  if (e.host_restored == 1 && e.nothing_journaled && e.undos.empty())
+    out << "   host restored: nothing to restore (no journal: the prepare changed nothing, or a release already ran)\n";
+  else if (e.host_restored == 1 && e.host_checked == 1)
+    out << "   host restored: yes, every journaled step undone, and checked: the host is back as the journal says\n";
+  else if (e.host_restored == 1 && e.host_checked == 0)
+    out << "   host restored: every step undone, but the check found " << e.not_back.size()
+        << " thing(s) NOT BACK (above): `gpuhook status`\n";
+  else if (e.host_restored == 1) out << "   host restored: yes, every journaled step was undone (no check logged)\n";
   else if (e.host_restored == 0)
     out << "   host restored: NO, the journal keeps what is left: `gpuhook status`, then `gpuhook restore " << e.vm
         << "`\n";
@@ -283,7 +297,10 @@ void print_event_json(const LogEvent& e, std::ostream& out) {
   out << ",\"undos\":";
   print_steps_json(e.undos, true, out);
   out << ",\"failure\":" << opt(e.failure) << ",\"hint\":" << opt(e.hint) << ",\"host_restored\":"
-      << (e.host_restored < 0 ? "null" : e.host_restored ? "true" : "false") << ",\"lines\":[";
+      << (e.host_restored < 0 ? "null" : e.host_restored ? "true" : "false") << ",\"host_checked\":"
+      << (e.host_checked < 0 ? "null" : e.host_checked ? "true" : "false") << ",\"not_back\":[";
+  for (size_t i = 0; i < e.not_back.size(); ++i) out << (i ? "," : "") << json_str(e.not_back[i]);
+  out << "],\"lines\":[";
   for (size_t i = 0; i < e.lines.size(); ++i) {
     if (i) out << ",";
     print_json_line(e.lines[i], out);
@@ -324,7 +341,14 @@ int verb_log(AppContext& app, const Invocation& inv, std::ostream& out, std::ost
   size_t current_size = 0;
   for (const auto& f : files) {
     auto text = app.host.fs.read(f);
-    if (!text) continue;
+    if (!text) {
+      if (app.host.fs.stat(f).type != FileType::missing) {
+        err << "gpuhook: cannot read " << f << ": " << text.error().message()
+            << "\n  what to do: the log is root's (mode 0640): sudo gpuhook log\n";
+        return 1;
+      }
+      continue;
+    }
     any_file = true;
     size_t end = take_lines(*text, 0, lines);
     if (&f == &files.back()) current_size = end;

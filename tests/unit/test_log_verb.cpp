@@ -145,6 +145,22 @@ TEST(LogVerb, ParsesTheLinesTheFileLoggerWrites) {
   EXPECT_EQ(l.op, "release");
   EXPECT_EQ(l.message, "undo 2 claim ok");
   EXPECT_FALSE(parse_log_line("Nov 29 17:00:00 host gpuhook[1]: not our format", l));
+  // A release whose check found something not back (engine.cpp's wording).
+  std::vector<LogLine> lines;
+  for (const char* t : {"event release end - (vm g)", "restoring 1 journaled step(s)", "undo 1 service.stop ok (3 ms)",
+                        "release check: NOT BACK: gdm.service was running and is not",
+                        "event release done in 9 ms"}) {
+    ASSERT_TRUE(parse_log_line(std::string("2026-11-29T17:00:00.123+0000 info  [g release 9] ") + t, l));
+    lines.push_back(l);
+  }
+  auto ev = group_events(lines);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].host_restored, 1);
+  EXPECT_EQ(ev[0].host_checked, 0);
+  ASSERT_EQ(ev[0].not_back.size(), 1u);
+  EXPECT_EQ(ev[0].not_back[0], "gdm.service was running and is not");
+  EXPECT_EQ(ev[0].undos.at(0).kind, "service.stop");
+  EXPECT_EQ(ev[0].undos.at(0).ms, 3);
   EXPECT_FALSE(parse_log_line("", l));
 }
 
@@ -159,7 +175,8 @@ TEST(LogVerb, TheLastEventByDefaultAndEveryEventOfOneVmAcrossRotatedFiles) {
   EXPECT_EQ(last.rc, 0) << last.err;
   EXPECT_EQ(count(last.out, "== "), 1u) << last.out;
   EXPECT_NE(last.out.find("== win11 release"), std::string::npos) << last.out;
-  EXPECT_NE(last.out.find("host restored: yes"), std::string::npos) << last.out;
+  EXPECT_NE(last.out.find("host restored: yes, every journaled step undone, and checked: the host is back"),
+            std::string::npos) << last.out;
 
   // Every event of win11, in order, none of the other VM's; each ends with its summary.
   auto all = log_verb(h.t, {"win11", "--events", "0"});
@@ -196,6 +213,9 @@ TEST(LogVerb, TheLastEventByDefaultAndEveryEventOfOneVmAcrossRotatedFiles) {
   // The first release undid every step, newest first.
   EXPECT_EQ(events[4].undos.size(), events[0].steps.size());
   EXPECT_EQ(events[4].host_restored, 1);
+  EXPECT_EQ(events[4].host_checked, 1);  // engine.cpp's release check ran and found the host back
+  EXPECT_EQ(events[9].host_restored, 0);  // the INCOMPLETE release: no check
+  EXPECT_EQ(events[9].host_checked, -1);
   EXPECT_EQ(events[4].undos.front().n, events[0].steps.back().n);
 }
 
@@ -300,6 +320,14 @@ TEST(LogVerb, TheBinaryFollowsNewLines) {
   EXPECT_EQ(once.exit_code, 0) << once.err;
   EXPECT_EQ(once.out.rfind("{\"events\":[{\"vm\":\"a\",\"op\":\"prepare\"", 0), 0u) << once.out;
   EXPECT_NE(once.out.find("\"summary\":\"nothing to do\",\"duration_ms\":7"), std::string::npos) << once.out;
+  // The log is root's (0640): another user is told why and what to do, not "no log file".
+  ASSERT_EQ(std::system(("chmod 0755 " + root + " " + root + "/var " + root + "/var/log " + dir + " && chmod 0640 " + dir +
+                         "/gpuhook.log").c_str()), 0);
+  auto nobody = test::run_binary("/usr/bin/setpriv", {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                                      GPUHOOK_BINARY, "--root", root, "log"}, "");
+  EXPECT_EQ(nobody.exit_code, 1) << nobody.out << nobody.err;
+  EXPECT_NE(nobody.err.find("cannot read /var/log/gpuhook/gpuhook.log"), std::string::npos) << nobody.err;
+  EXPECT_NE(nobody.err.find("sudo gpuhook log"), std::string::npos) << nobody.err;
   ASSERT_EQ(std::system(("rm -rf " + root).c_str()), 0);
 }
 
