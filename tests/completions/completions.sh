@@ -3,7 +3,7 @@
 #   bash: the completion function _gpuhook with COMP_WORDS/COMP_CWORD set as readline sets them
 #         (without and with the bash-completion package loaded first);
 #   fish: `complete -C "<command line>"`, fish's own completion engine;
-#   zsh:  parsed (zsh -n) and its compdef header, since zsh's engine needs a terminal.
+#   zsh:  an interactive zsh in a pseudo-terminal (zsh/zpty) with compinit, a line and a Tab.
 # VM names come from profiles under --root DIR, display devices from DIR/sys/bus/pci/devices.
 # Usage: completions.sh SOURCE_DIR
 set -u
@@ -68,8 +68,20 @@ if command -v fish >/dev/null 2>&1; then
 else
   fail "fish is not installed (tests/run.sh installs it)"
 fi
+# zsh: an interactive zsh in a pty (zsh/zpty), compinit, then the line and a Tab; what the terminal
+# shows must hold the completed word, or every expected candidate and no unexpected one.
+zsh_expect() {  # zsh_expect "LINE" "WORDS THAT MUST SHOW" ["WORDS THAT MUST NOT"]
+  local got w
+  got=$(timeout 30 zsh -f "$SRC/tests/completions/zsh-complete.zsh" "$SRC/completions" "$1")
+  for w in $2; do grep -qF -- "$w" <<<"$got" || fail "zsh: '$1<Tab>' does not show '$w': '$got'"; done
+  for w in ${3:-}; do grep -qF -- "$w" <<<"$got" && fail "zsh: '$1<Tab>' shows '$w': '$got'"; done
+}
 if command -v zsh >/dev/null 2>&1; then
   zsh -n "$SRC/completions/_gpuhook" || fail "zsh: _gpuhook does not parse"
+  zsh_expect "gpuhook ch" "check"
+  zsh_expect "gpuhook --root $T check " "linux win11" "notes"
+  zsh_expect "gpuhook --root $T ids " "0000:00:02.0 0000:01:00.0" "0000:01:00.1 0000:3b:00.0"
+  zsh_expect "gpuhook setup x --mode " "external takeover mux ddc command looking-glass"
 else
   fail "zsh is not installed (tests/run.sh installs it)"
 fi
