@@ -1,7 +1,7 @@
 // `gpuhook log`, on real log text: events of two VMs run through the real hook path on the fake
 // laptop, logged by the real spdlog file logger (the format the hook writes), then spread over
 // rotated files the way spdlog rotates them, and read back by the verb. Also the built binary on
-// a root directory, with --follow.
+// a root directory, with --follow (across a rotation).
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -308,12 +308,19 @@ TEST(LogVerb, TheBinaryFollowsNewLines) {
     f << "2026-11-29T17:00:01.000+0000 info  [b release 2] event release end - (vm b)\n"
          "2026-11-29T17:00:01.000+0000 error [b release 2] undo 3 module.unload FAILED (4 ms): modprobe nvidia failed\n"
          "2026-11-29T17:00:01.000+0000 info  [a release 3] event release end - (vm a)\n";
+    f.close();
+    // Then the file is rotated as spdlog does it (renamed to gpuhook.1.log, a new one started).
+    ::usleep(600 * 1000);
+    ASSERT_EQ(::rename((dir + "/gpuhook.log").c_str(), (dir + "/gpuhook.1.log").c_str()), 0);
+    std::ofstream g(dir + "/gpuhook.log");
+    g << "2026-11-29T17:00:02.000+0000 info  [b prepare 4] event prepare begin - (vm b)\n";
   });
-  auto r = test::run_binary(GPUHOOK_BINARY, {"gpuhook", "--root", root, "log", "b", "--follow"}, "", 2000);
+  auto r = test::run_binary(GPUHOOK_BINARY, {"gpuhook", "--root", root, "log", "b", "--follow"}, "", 2500);
   writer.join();
   EXPECT_TRUE(r.timed_out) << "--follow returned: " << r.out << r.err;
   EXPECT_NE(r.out.find("== b release (pid 2)"), std::string::npos) << r.out << r.err;
   EXPECT_NE(r.out.find("! undo 3 module.unload FAILED (4 ms): modprobe nvidia failed"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("== b prepare (pid 4)"), std::string::npos) << "the line after the rotation:\n" << r.out;
   EXPECT_EQ(r.out.find("[a "), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("== a "), std::string::npos) << r.out;  // another VM's lines are not followed
   auto once = test::run_binary(GPUHOOK_BINARY, {"gpuhook", "--root", root, "log", "--events", "0", "--json"}, "");
