@@ -99,5 +99,17 @@ after=$(stat -c '%s %a %U %Y' /etc/libvirt/hooks/qemu; md5sum < /etc/libvirt/hoo
 [ ! -e /etc/libvirt/hooks/qemu.d ] && ok "purge: qemu.d, which postinst created, is gone" || fail "purge left $(ls -la /etc/libvirt/hooks/qemu.d)"
 rm -rf /etc/libvirt/hooks
 
+# --- 5. An install.sh gpuhook is already the hook: the package adds no second one (libvirtd would
+# run every event twice), says so, and purge leaves that link alone.
+mkdir -p /etc/libvirt/hooks
+ln -s /usr/local/bin/gpuhook /etc/libvirt/hooks/qemu
+install_deb
+[ "$(readlink /etc/libvirt/hooks/qemu)" = /usr/local/bin/gpuhook ] && [ ! -e /etc/libvirt/hooks/qemu.d ] &&
+  ok "next to install.sh's gpuhook: no second hook" || fail "next to install.sh's gpuhook: $(ls -lR /etc/libvirt/hooks)"
+grep -q "another gpuhook is already libvirt's hook" /tmp/apt.log && ok "postinst says why" || fail "postinst said: $(cat /tmp/apt.log)"
+apt-get purge -y -qq gpuhook >/dev/null 2>&1 || fail "apt-get purge (install.sh hook)"
+[ "$(readlink /etc/libvirt/hooks/qemu)" = /usr/local/bin/gpuhook ] && ok "purge left install.sh's link alone" || fail "purge touched install.sh's link"
+rm -rf /etc/libvirt/hooks
+
 rm -f /usr/sbin/policy-rc.d
 [ "$fails" = 0 ] || { echo "inside: $fails failure(s)"; exit 1; }
