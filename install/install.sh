@@ -126,12 +126,12 @@ if [ "$DEPS" = 1 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends build-essential cmake pkg-config libvirt-dev \
-      libboost1.81-dev libtomlplusplus-dev libspdlog-dev libpugixml-dev libgtest-dev libgmock-dev >/dev/null
+      libboost1.81-dev libtomlplusplus-dev libspdlog-dev libpugixml-dev libgtest-dev libgmock-dev scdoc >/dev/null
   else
     cat >&2 <<'PKGS'
 gpuhook-install: no apt-get here. Install these, then rerun with --no-deps:
-  Arch:   base-devel cmake pkgconf libvirt boost tomlplusplus spdlog pugixml gtest
-  Fedora: gcc-c++ cmake pkgconf libvirt-devel boost-devel tomlplusplus-devel spdlog-devel pugixml-devel gtest-devel gmock-devel
+  Arch:   base-devel cmake pkgconf libvirt boost tomlplusplus spdlog pugixml gtest scdoc
+  Fedora: gcc-c++ cmake pkgconf libvirt-devel boost-devel tomlplusplus-devel spdlog-devel pugixml-devel gtest-devel gmock-devel scdoc
 PKGS
     exit 1
   fi
@@ -143,7 +143,8 @@ if [ -z "$PREBUILT" ]; then
   cmake -S "$SRC" -B "$SRC/build-release" -DCMAKE_BUILD_TYPE=Release -DGPUHOOK_TESTS=OFF >/dev/null
   cmake --build "$SRC/build-release" -j"$(nproc)" >/dev/null
 fi
-# install_tree DEST: what `cmake --install` puts under DEST: the program and the example profiles.
+# install_tree DEST: what `cmake --install` puts under DEST: the program, the example profiles, the
+# man pages gpuhook(8) and gpuhook.toml(5), and the bash, zsh and fish completions.
 install_tree() {
   if [ -n "$PREBUILT" ]; then
     install -D -m 0755 "$PREBUILT" "$1/bin/gpuhook"
@@ -152,6 +153,13 @@ install_tree() {
       install -D -m 0644 "$(dirname "$PREBUILT")/gpuhook-full.so" "$1/lib/gpuhook/gpuhook-full.so"
     fi
     mkdir -p "$1/share/gpuhook/config" && cp -R "$SRC/config/." "$1/share/gpuhook/config/"
+    # The man pages built next to it (build/man/), and the shell completions.
+    for page in "$(dirname "$PREBUILT")"/../man/gpuhook.8 "$(dirname "$PREBUILT")"/../man/gpuhook.toml.5; do
+      if [ -f "$page" ]; then install -D -m 0644 "$page" "$1/share/man/man${page##*.}/$(basename "$page")"; fi
+    done
+    install -D -m 0644 "$SRC/completions/gpuhook.bash" "$1/share/bash-completion/completions/gpuhook"
+    install -D -m 0644 "$SRC/completions/_gpuhook" "$1/share/zsh/site-functions/_gpuhook"
+    install -D -m 0644 "$SRC/completions/gpuhook.fish" "$1/share/fish/vendor_completions.d/gpuhook.fish"
   else
     cmake --install "$SRC/build-release" --prefix "$1" >/dev/null
   fi

@@ -17,7 +17,8 @@ PKGS="build-essential cmake pkg-config libvirt-dev libboost1.81-dev libtomlplusp
   libpugixml-dev libgtest-dev libgmock-dev libbenchmark-dev clang-14 libfuzzer-14-dev libclang-rt-14-dev
   qemu-system-x86 ovmf linux-image-amd64 busybox-static tini cpio kmod python3 libvirt-daemon-system libvirt-clients
   systemd weston
-  util-linux procps"
+  util-linux procps
+  scdoc dpkg-dev debhelper lintian man-db bash-completion zsh fish"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -18,7 +18,7 @@ bool is_hook_name(const std::string& argv0) {
 }
 
 const std::vector<std::string>& verbs() {
-  static const std::vector<std::string> v = {"doctor", "groups", "ids", "check", "setup", "plan", "status", "restore", "hook"};
+  static const std::vector<std::string> v = {"doctor", "groups", "ids", "check", "setup", "plan", "status", "restore", "log", "hook"};
   return v;
 }
 
@@ -85,6 +85,17 @@ const VerbSpec kVerbs[] = {
      "still holds the /dev/vfio/N of a group the journal bound: taking the GPU from a running VM\n"
      "crashes it. Safe to run twice; does nothing without a journal.\n"
      "  --force   restore even then: the devices are unbound under that process (stop the VM first)"},
+    {"log", 0, 1, "log [VM] [--events N] [--follow]",
+     "what happened in the last events, step by step",
+     "What happened: the last N events (default 1) of VM, or of every VM, from the log file\n"
+     "(/var/log/gpuhook/gpuhook.log and its rotated files), one block per event: what libvirt asked,\n"
+     "each step and undo with its duration, the failure with its hint, and for a release whether\n"
+     "the host was restored. Exit 1 when there is no such event.\n"
+     "  --events N  the last N events (0: all that the log files still hold)\n"
+     "  --follow    then wait for new lines and print them as they come (Ctrl-C ends)\n"
+     "--json: {\"events\":[{\"vm\",\"op\",\"pid\",\"start\",\"end\",\"result\",\"summary\",\"duration_ms\",\n"
+     "         \"steps\":[...],\"undos\":[...],\"failure\",\"hint\",\"host_restored\",\"host_checked\",\"not_back\",\"lines\":[...]}]}\n"
+     "         (with --follow, then one {\"time\",\"level\",\"vm\",\"op\",\"pid\",\"message\"} per new line)"},
     {"hook", 3, 4, "hook VM OPERATION SUB-OPERATION [EXTRA]",
      "run the libvirt hook path by hand",
      "Runs the libvirt hook path by hand, exactly as libvirtd would (domain XML on stdin)."},
@@ -109,7 +120,7 @@ std::string usage() {
   }
   u += "\noptions:\n"
        "  --root DIR   read and change the host tree under DIR instead of / (tests, bug reports)\n"
-       "  --json       machine-readable output (doctor, groups, ids, check, plan, status)\n"
+       "  --json       machine-readable output (doctor, groups, ids, check, plan, status, log)\n"
        "  --help       this text, or a verb's: gpuhook VERB --help\n"
        "  --version    the version\n\n"
        "profiles: /etc/gpuhook/vms/<vm>.toml   log: /var/log/gpuhook/gpuhook.log   state: /run/gpuhook/\n";
@@ -218,6 +229,15 @@ Invocation parse_args(const std::vector<std::string>& argv) {
         return inv;
       }
       (name == "--gpu" ? inv.gpu : name == "--mode" ? inv.mode : inv.connect) = value;
+    }
+    else if (inv.verb == "log" && a == "--follow") inv.follow = true;
+    else if (inv.verb == "log" && (a == "--events" || a.rfind("--events=", 0) == 0)) {
+      std::string value = a.find('=') != std::string::npos ? a.substr(a.find('=') + 1) : i + 1 < argv.size() ? argv[++i] : "";
+      if (value.empty() || value.size() > 6 || value.find_first_not_of("0123456789") != std::string::npos) {
+        inv.error = "--events needs a number of events (0 for all), not '" + value + "'";
+        return inv;
+      }
+      inv.events = std::stoi(value);
     }
     else if (inv.verb != "hook" && a.rfind("--", 0) == 0) {
       inv.error = "unknown option " + a + " for " + inv.verb;

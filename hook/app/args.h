@@ -3,6 +3,7 @@
 //   libvirt:  /etc/libvirt/hooks/qemu <vm> <op> <sub-op> <extra>      (or hooks/qemu.d/<anything>)
 //   by hand:  gpuhook [--root DIR] hook <vm> <op> <sub-op> [<extra>]
 //   CLI:      gpuhook [--root DIR] [--json] doctor|groups|ids ADDR|check VM|plan VM|status|restore VM [--force]
+//             |log [VM] [--events N] [--follow]
 //             check also takes --connect URI and --xml FILE
 //             setup VM [--gpu ADDRESS] [--mode MODE] [--dry-run] [--yes] [--connect URI] | setup VM --undo [--yes]
 #pragma once
@@ -25,6 +26,8 @@ struct Invocation {
   bool force = false;             // restore --force: restore even while a process holds the VM's /dev/vfio groups
   std::string gpu, mode;          // setup --gpu ADDRESS, --mode MODE
   bool dry_run = false, yes = false, undo = false;  // setup --dry-run, --yes, --undo
+  int events = 1;                 // log --events N: how many of the last events (0 = all)
+  bool follow = false;            // log --follow: wait for new lines
   std::string error;              // usage_error: what is wrong
   bool from_libvirt = false;      // run by libvirtd under its hook name
 };

@@ -43,6 +43,7 @@ std::string refusal_text(const std::string& vm, const std::string& op, const Err
   else if (rolled_back) s += "gpuhook: every change was rolled back.";
   else s += "gpuhook: rollback was INCOMPLETE: run `gpuhook restore " + vm + "` and see the log.";
   s += " Log: " + log_path + "\n";
+  s += "gpuhook: step by step: gpuhook log " + vm + "\n";
   return s;
 }
 

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "version.h"
 #include "app/findings.h"
 #include "app/libvirt_dl.h"
 #include "app/verbs.h"
@@ -367,7 +368,7 @@ int run_check(AppContext& app, const Invocation& inv, const std::string* xml_tex
                         "fix the lines named (README: Profile reference)"));
   } else if (!fs.exists(profile_path(vm))) {
     c.add(error_finding("profile-missing", "VM " + vm + " has no profile (" + profile_path(vm) + "): gpuhook leaves it alone",
-                        "write one from the examples in /usr/local/share/gpuhook/config/, with the [gpu] address "
+                        "write one from the examples in " + std::string(kExamplesDir) + ", with the [gpu] address "
                         "`gpuhook doctor` shows"));
   } else {
     ConfigErrors pe;

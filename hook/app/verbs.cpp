@@ -1,5 +1,6 @@
 // Verb dispatch, and the verbs that work from profiles and journals: plan, status, restore.
 // (doctor, groups, ids: verb_setup.cpp; check: verb_check.cpp.)
+#include "version.h"
 #include "app/verbs.h"
 
 #include <algorithm>
@@ -45,6 +46,7 @@ int run_verb(AppContext& app, const Invocation& inv, std::ostream& out, std::ost
   if (v == "plan") return verb_plan(app, inv, out, err);
   if (v == "status") return verb_status(app, inv, out, err);
   if (v == "restore") return verb_restore(app, inv, out, err);
+  if (v == "log") return verb_log(app, inv, out, err);
   err << "gpuhook: unknown verb " << v << "\n";
   return 2;
 }
@@ -69,7 +71,7 @@ std::optional<std::pair<GlobalConfig, Profile>> load_for_cli(AppContext& app, co
   std::string path = profile_path(vm);
   if (!app.host.fs.exists(path)) {
     err << "gpuhook: VM " << vm << " has no profile (" << path << ")\n"
-        << "  write one from the examples in /usr/local/share/gpuhook/config/ (README: Profile reference)\n";
+        << "  write one from the examples in " << kExamplesDir << " (README: Profile reference)\n";
     rc = 1;
     return std::nullopt;
   }

@@ -19,6 +19,7 @@ int verb_setup(AppContext& app, const Invocation& inv, std::ostream& out, std::o
 int verb_plan(AppContext& app, const Invocation& inv, std::ostream& out, std::ostream& err);
 int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::ostream& err);
 int verb_restore(AppContext& app, const Invocation& inv, std::ostream& out, std::ostream& err);
+int verb_log(AppContext& app, const Invocation& inv, std::ostream& out, std::ostream& err);  // verb_log.cpp
 
 // Dispatches a parsed verb invocation.
 int run_verb(AppContext& app, const Invocation& inv, std::ostream& out, std::ostream& err);

@@ -51,11 +51,13 @@ class MemoryLog : public Log {
 struct LogConfig {
   std::string file;        // absolute path of the log file (already under --root)
   Level level = Level::info;
-  bool syslog = true;
+  bool syslog = true;       // journald with fields when it runs (journal_socket exists), else syslog
+  std::string journal_socket = "/run/systemd/journal/socket";
   std::string tag;         // prefix of every line: "[win11 prepare 1234]"
 };
 
-// spdlog logger: rotating file (0640, directory created 0750 on demand) + syslog "gpuhook".
+// spdlog logger: rotating file (0640, directory created 0750 on demand) + journald (host/journald.h)
+// when its socket exists, else syslog, as "gpuhook".
 // On failure to open the file it still logs to syslog and returns the reason in *problem.
 std::unique_ptr<Log> make_spdlog(const LogConfig& cfg, std::string* problem);
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "host/fs.h"
+#include "host/journald.h"
 #include "host/log.h"
 
 namespace gpuhook {
@@ -37,7 +38,8 @@ spdlog::level::level_enum to_spd(Level l) {
 
 class SpdLog : public Log {
  public:
-  SpdLog(std::shared_ptr<spdlog::logger> l, std::string tag) : l_(std::move(l)), tag_(std::move(tag)) {}
+  SpdLog(std::shared_ptr<spdlog::logger> l, std::string tag, std::unique_ptr<Journald> journald)
+      : l_(std::move(l)), tag_(std::move(tag)), jtag_(parse_journal_tag(tag_)), journald_(std::move(journald)) {}
   ~SpdLog() override { l_->flush(); }
   // Every line goes to the file at once: a hook ended by SIGKILL, libvirtd's timeout or the
   // watchdog's _exit() runs no destructor, and the lines it buffered would be the ones saying
@@ -45,11 +47,21 @@ class SpdLog : public Log {
   void write(Level lvl, std::string_view msg) override {
     l_->log(to_spd(lvl), "{}{}", tag_, msg);
     l_->flush();
+    // journald, when it runs (instead of the syslog sink): the line with its fields. A line it does
+    // not take (its socket full or gone) goes to syslog(3), which journald or a syslog daemon reads.
+    if (journald_ && lvl >= Level::info && l_->should_log(to_spd(lvl)) &&
+        !journald_->send(journald_datagram(lvl, jtag_, tag_, msg))) {
+      int prio = lvl == Level::error ? LOG_ERR : lvl == Level::warn ? LOG_WARNING : LOG_INFO;
+      ::openlog("gpuhook", LOG_PID, LOG_DAEMON);
+      ::syslog(prio, "%s%.*s", tag_.c_str(), static_cast<int>(msg.size()), msg.data());
+    }
   }
 
  private:
   std::shared_ptr<spdlog::logger> l_;
   std::string tag_;
+  JournalTag jtag_;
+  std::unique_ptr<Journald> journald_;
 };
 
 // Creates the directory (0750) and the file (0640) ourselves, never through a symlink, so that
@@ -92,7 +104,10 @@ std::unique_ptr<Log> make_spdlog(const LogConfig& cfg, std::string* problem) {
       if (problem) *problem = e.what();
     }
   }
-  if (cfg.syslog) {
+  std::unique_ptr<Journald> journald;
+  if (cfg.syslog && !cfg.journal_socket.empty() && Journald::running(cfg.journal_socket))
+    journald = std::make_unique<Journald>(cfg.journal_socket);
+  else if (cfg.syslog) {
     auto s = std::make_shared<spdlog::sinks::syslog_sink_mt>("gpuhook", LOG_PID, LOG_DAEMON, false);
     s->set_pattern("%v");
     s->set_level(spdlog::level::info);
@@ -101,7 +116,7 @@ std::unique_ptr<Log> make_spdlog(const LogConfig& cfg, std::string* problem) {
   auto l = std::make_shared<spdlog::logger>("gpuhook", sinks.begin(), sinks.end());
   l->set_level(to_spd(cfg.level));
   l->flush_on(spdlog::level::warn);
-  return std::make_unique<SpdLog>(std::move(l), cfg.tag);
+  return std::make_unique<SpdLog>(std::move(l), cfg.tag, std::move(journald));
 }
 
 }  // namespace gpuhook

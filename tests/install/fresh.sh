@@ -22,5 +22,12 @@ expect_contains "$manifest" "file $BIN" "manifest"
 expect_contains "$manifest" "link $HOOKS/qemu" "manifest"
 expect_contains "$manifest" "dir /etc/gpuhook/vms" "manifest"
 ok "config dirs and manifest"
+# The man pages and the shell completions, where man and the shells look under a prefix.
+for f in share/man/man8/gpuhook.8 share/man/man5/gpuhook.toml.5 share/bash-completion/completions/gpuhook \
+  share/zsh/site-functions/_gpuhook share/fish/vendor_completions.d/gpuhook.fish; do
+  [ -s "$PREFIX/$f" ] || fail "install.sh did not install $PREFIX/$f"
+done
+expect_contains "$(MANPATH="$PREFIX/share/man" LC_ALL=C MANWIDTH=80 man gpuhook.toml 2>&1)" "unload_modules" "man gpuhook.toml from the prefix"
+ok "man pages and completions installed"
 expect_silent_hook "$HOOKS/qemu"
 ok "the installed link runs as libvirt's hook"
