@@ -79,6 +79,15 @@ Status Engine::undo_one(StepContext& ctx, const JournalEntry& e) {
   return guarded("undo of step " + std::to_string(e.seq) + " " + e.kind, [&] { return it->second.undo(ctx, e.fields); });
 }
 
+// An undo whose guarded write was still in the kernel at its deadline: the entry remembers that
+// writer too (the newest one), so it stays journaled until that write can no longer land.
+void Engine::note_pending(JournalEntry& e, const Status& u) {
+  if (u || !u.error().may_complete) return;
+  int pid = u.error().pending_pid;
+  e.fields[kPendingPid] = std::to_string(pid);
+  e.fields[kPendingStart] = process_start_time(ctx_.host.fs, pid);
+}
+
 // A write of this step was still in the kernel at its deadline, and its writer still exists.
 bool Engine::writer_alive(const JournalEntry& e) {
   auto p = e.fields.find(kPendingPid);
@@ -193,9 +202,10 @@ RunOutcome Engine::apply(StepList& steps, const std::string& phase) {
     // Kept in the journal, ascending order: a failed undo, and every older step after it (see release()).
     std::vector<JournalEntry> kept;
     for (size_t i = j.entries.size(); i-- > first_of_phase;) {
-      const JournalEntry e = j.entries[i];
+      JournalEntry e = j.entries[i];
       fault("before-undo", e.seq, e.kind);
       Status u = undo_one(rb, e);
+      note_pending(e, u);
       bool pending = writer_alive(e);
       if (u && !pending) {
         ctx_.log.info("undo " + std::to_string(e.seq) + " " + e.kind + " ok");
@@ -287,6 +297,7 @@ RunOutcome Engine::release() {
     if (fault_) fault_("before-undo", e.seq, e.kind);
     Status u = undo_one(ctx_, e);
     if (u) undone.push_back(e);
+    note_pending(e, u);
     bool pending = writer_alive(e);
     Millis dt = ctx_.host.clock.now_ms() - t0;
     j.entries.pop_back();

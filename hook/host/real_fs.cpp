@@ -1,10 +1,12 @@
 // RealFs, RealClock, RealSignals, RealLocker: the host itself. Every Fs path is resolved under the
 // root (--root); signals and locks act on this machine.
 //
-// Guarded writes (write_guarded) run in a forked child: stdio on /dev/null, every other inherited
-// descriptor closed (close_range), then open+write. At the deadline a live child is SIGKILLed (a
-// writer in D state stays in the kernel) and the Error says timed_out, may_complete and
-// pending_pid; a deadline already expired starts nothing.
+// Guarded writes (write_guarded) run in one writer process per RealFs (per event), forked at the
+// first guarded write: stdio on /dev/null, every other inherited descriptor closed (close_range),
+// then open+write for each request, answered over a socket the hook polls with the deadline. At
+// the deadline a writer still in the kernel is SIGKILLed (a writer in D state stays there) and
+// the Error says timed_out, may_complete and pending_pid; the next write gets a new writer. A
+// deadline already expired starts nothing.
 //
 // Test builds only (GPUHOOK_FAULT_POINTS): GPUHOOK_FAULT=slow-write:<path substring>:<ms> makes
 // the guarded-write child of a path containing the substring sleep <ms> before it opens and
@@ -14,7 +16,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <linux/openat2.h>
+#include <poll.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -26,6 +30,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
+#include <cstring>
 
 #include "host/real_host.h"
 
@@ -142,6 +147,103 @@ void close_from(unsigned first, long max_fd) {
 // The write happens in a child process whose stdio is /dev/null and which holds no other
 // descriptor of ours: if the kernel blocks in the driver's remove() for ever, only that child is
 // stuck, never the hook, libvirtd's pipes or our locks.
+// The writer: one child process per RealFs (one per event), started at the first guarded write,
+// that does the writes it is sent, one at a time, and answers each with its errno. Forking once
+// instead of once per write is what makes a bind cheap (a fork of the hook under emulation costs
+// tens of milliseconds); what a write in the child guarantees stays the same: the hook only ever
+// waits on a socket, with the deadline, never in the kernel.
+//   request:  8 bytes: ms to sleep first (the slow-write fault point), then "<host path>\0<data>"
+//   answer:   an int, the write's errno (0: done)
+namespace {
+constexpr size_t kMaxRequest = 64 * 1024;
+
+[[noreturn]] void writer_loop(int sock) {
+  static char req[kMaxRequest + 16];
+  for (;;) {
+    ssize_t n = ::recv(sock, req, sizeof req, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 8) ::_exit(0);  // the hook closed its end (or is gone): nothing more to write
+    long slow_ms = 0;
+    std::memcpy(&slow_ms, req, sizeof slow_ms);
+    const char* path = req + 8;
+    size_t plen = ::strnlen(path, static_cast<size_t>(n) - 8);
+    int err = EINVAL;
+    if (plen < static_cast<size_t>(n) - 8) {
+      const char* data = path + plen + 1;
+      size_t dlen = static_cast<size_t>(n) - 8 - plen - 1;
+      if (slow_ms > 0) {
+        timespec ts{static_cast<time_t>(slow_ms / 1000), (slow_ms % 1000) * 1000000L};
+        while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+      }
+      int fd = ::open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
+      if (fd < 0) {
+        err = errno;
+      } else {
+        ssize_t w;
+        do w = ::write(fd, data, dlen); while (w < 0 && errno == EINTR);
+        err = w < 0 ? errno : 0;
+        ::close(fd);
+      }
+    }
+    while (::send(sock, &err, sizeof err, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+    }
+  }
+}
+}  // namespace
+
+RealFs::~RealFs() { stop_writer(); }
+
+// Ends an idle writer: it sees the closed socket and exits; reaped with a short bound.
+void RealFs::stop_writer() {
+  if (writer_fd_ >= 0) ::close(writer_fd_);
+  writer_fd_ = -1;
+  if (writer_pid_ > 0) {
+    pid_t pid = writer_pid_;
+    auto reaped = [&] {
+      pid_t r = ::waitpid(pid, nullptr, WNOHANG);
+      return r == pid || (r < 0 && errno == ECHILD);
+    };
+    RealClock c;
+    wait_until(Deadline(c, 200), reaped);
+  }
+  writer_pid_ = -1;
+}
+
+Status RealFs::start_writer(const std::string& path) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    return sys_error("cannot start the writer for " + path, path, errno);
+  rlimit rl{};
+  long max_fd = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (1u << 20)
+                    ? static_cast<long>(rl.rlim_cur)
+                    : 65536;
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int e = errno;
+    ::close(sv[0]);
+    ::close(sv[1]);
+    return sys_error("cannot fork the writer for " + path, path, e);
+  }
+  if (pid == 0) {
+    // stdio on /dev/null, its socket on fd 3, every other inherited descriptor closed: never
+    // libvirtd's pipes, never the hook's flock()ed lock files.
+    int nul = ::open("/dev/null", O_RDWR);
+    if (nul >= 0) {
+      ::dup2(nul, 0);
+      ::dup2(nul, 1);
+      ::dup2(nul, 2);
+    }
+    if (::dup2(sv[1], 3) != 3) ::_exit(1);  // dup2 clears close-on-exec; nothing is exec'ed anyway
+    close_from(4, max_fd);
+    writer_loop(3);
+  }
+  ::close(sv[1]);
+  writer_fd_ = sv[0];
+  writer_pid_ = pid;
+  return Status::success();
+}
+
 Status RealFs::write_guarded(const std::string& path, std::string_view data, const Deadline& d) {
   if (d.expired()) {
     // Nothing is started: a write begun now could only be abandoned at once and land later.
@@ -151,47 +253,56 @@ Status RealFs::write_guarded(const std::string& path, std::string_view data, con
     e.timed_out = true;
     return e;
   }
-  // The child opens by host path with every link already resolved (inside the root).
+  // The writer opens by host path with every link already resolved (inside the root).
   std::string p = resolved_host_path(path);
   if (p.empty()) return sys_error("cannot write '" + trim(data) + "' to " + path, path, errno);
-  std::string buf(data);
   long slow_ms = slow_write_ms(path);
-  rlimit rl{};
-  long max_fd = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (1u << 20)
-                    ? static_cast<long>(rl.rlim_cur)
-                    : 65536;
-  pid_t pid = ::fork();
-  if (pid < 0) return sys_error("cannot fork for a write to " + path, path, errno);
-  if (pid == 0) {
-    int nul = ::open("/dev/null", O_RDWR);
-    if (nul >= 0) {
-      ::dup2(nul, 0);
-      ::dup2(nul, 1);
-      ::dup2(nul, 2);
-      close_from(3, max_fd);
-    } else {
-      close_from(0, max_fd);  // never libvirtd's pipes
-    }
-    if (slow_ms > 0) {
-      timespec ts{static_cast<time_t>(slow_ms / 1000), (slow_ms % 1000) * 1000000L};
-      while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-      }
-    }
-    int fd = ::open(p.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) ::_exit(errno & 0xff);
+  std::string req(8, '\0');
+  std::memcpy(req.data(), &slow_ms, sizeof slow_ms);
+  req += p;
+  req += '\0';
+  req.append(data.data(), data.size());
+  if (req.size() > kMaxRequest) return sys_error("cannot write " + std::to_string(data.size()) + " bytes to " + path, path, E2BIG);
+  // Send; a writer that died (killed from outside) is replaced once.
+  for (int attempt = 0;; ++attempt) {
+    if (writer_fd_ < 0)
+      if (auto s = start_writer(path); !s) return s;
     ssize_t n;
-    do n = ::write(fd, buf.data(), buf.size()); while (n < 0 && errno == EINTR);
-    ::_exit(n < 0 ? (errno & 0xff) : 0);
+    do n = ::send(writer_fd_, req.data(), req.size(), MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(req.size())) break;
+    int e = errno;
+    stop_writer();
+    if (attempt == 1) return sys_error("cannot hand a write to " + path + " to the writer", path, e);
   }
-  int status = 0;
-  auto reaped = [&] {
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
-    return r == pid || (r < 0 && errno == ECHILD);
-  };
-  if (!wait_until(d, reaped)) {
-    // SIGKILL ends a writer in an interruptible wait; one in D state stays in the kernel and its
-    // write can still land. Either way the caller must check the real state (may_complete). The
-    // slow-write fault point models the D state: its writer is not killed and completes late.
+  // Wait for the answer on the socket, never longer than the deadline.
+  int err = 0;
+  bool answered = false;
+  for (;;) {
+    Millis left = d.remaining();
+    pollfd pfd{writer_fd_, POLLIN, 0};
+    int r = ::poll(&pfd, 1, static_cast<int>(std::min<Millis>(left, 1000)));
+    if (r < 0 && errno == EINTR) continue;
+    if (r > 0) {
+      ssize_t n;
+      do n = ::recv(writer_fd_, &err, sizeof err, 0); while (n < 0 && errno == EINTR);
+      answered = n == static_cast<ssize_t>(sizeof err);
+      break;
+    }
+    if (d.expired()) break;
+  }
+  if (!answered) {
+    // Still in the kernel at the deadline (or the writer died). SIGKILL ends a writer in an
+    // interruptible wait; one in D state stays in the kernel and its write can still land: the
+    // caller must check the real state (may_complete). The slow-write fault point models the D
+    // state: that writer is not killed and completes late. The next write gets a new writer.
+    pid_t pid = writer_pid_;
+    if (writer_fd_ >= 0) ::close(writer_fd_);
+    writer_fd_ = -1;
+    writer_pid_ = -1;
+    auto reaped = [&] {
+      pid_t r = ::waitpid(pid, nullptr, WNOHANG);
+      return r == pid || (r < 0 && errno == ECHILD);
+    };
     if (slow_ms == 0) {
       ::kill(pid, SIGKILL);
       RealClock c;
@@ -206,14 +317,7 @@ Status RealFs::write_guarded(const std::string& path, std::string_view data, con
     e.pending_pid = static_cast<int>(pid);
     return e;
   }
-  if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-    return sys_error("cannot write '" + trim(data) + "' to " + path, path, WEXITSTATUS(status));
-  if (!WIFEXITED(status)) {
-    Error e;
-    e.what = "writing '" + trim(data) + "' to " + path + " was interrupted";
-    e.why = "the writer process was killed by signal " + std::to_string(WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-    return e;
-  }
+  if (err != 0) return sys_error("cannot write '" + trim(data) + "' to " + path, path, err);
   return Status::success();
 }
 

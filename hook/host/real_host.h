@@ -11,6 +11,9 @@ namespace gpuhook {
 class RealFs : public Fs {
  public:
   explicit RealFs(std::string root = "/");
+  ~RealFs() override;
+  RealFs(const RealFs&) = delete;
+  RealFs& operator=(const RealFs&) = delete;
   Result<std::string> read(const std::string& path) override;
   Status write(const std::string& path, std::string_view data) override;
   Status write_guarded(const std::string& path, std::string_view data, const Deadline& d) override;
@@ -31,6 +34,11 @@ class RealFs : public Fs {
 
  private:
   std::string root_;  // without trailing slash; "" for "/"
+  // The writer process of write_guarded (real_fs.cpp), -1 until the first guarded write.
+  Status start_writer(const std::string& path);
+  void stop_writer();
+  int writer_fd_ = -1;
+  int writer_pid_ = -1;
 };
 
 class RealClock : public Clock {
