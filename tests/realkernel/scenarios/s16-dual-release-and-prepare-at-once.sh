@@ -2,7 +2,8 @@
 # of their own), `gpuhook hook` run by hand.
 # Proves: VM a's release and VM b's prepare, on different GPUs, run at the same time without
 # breaking each other. a's prepare loads vfio-pci (journal: module.load); then a's release and
-# b's prepare are started together (b 0, 200 and 400 ms after a, one round each). Every round:
+# b's prepare are started together (b 200 ms before a, at the same instant, 300 ms after a; one
+# round each, so that both orders occur). Every round:
 # b's prepare succeeds, both of b's functions end on vfio-pci and /dev/vfio/<b's group> exists,
 # vfio-pci is still loaded (a's release must not unload it while b's devices are bound to it),
 # a's functions are back on virtio-pci and snd_hda_intel, a's journal is gone, b's is there. b's
@@ -39,15 +40,21 @@ unload_extra_modules() {
   done
 }
 
-for off in 0 0.2 0.4; do
+for off in -0.2 0 0.3; do
   say "--- round: b's prepare ${off}s after a's release"
   gh a prepare begin < /dev/null
   check "[$off] a's prepare exit status" 0 "$GH_RC"
   check "[$off] a's $DGPU on vfio-pci" vfio-pci "$(drv $DGPU)"
   check_has "[$off] a's journal loaded vfio-pci (module.load)" " module.load " "$(cat /run/gpuhook/a.journal 2>/dev/null)"
-  "$GPUHOOK" hook a release end - < /dev/null 2> "$RK_STATE/a.err" & pa=$!
-  [ "$off" = 0 ] || sleep "$off"
-  "$GPUHOOK" hook b prepare begin - < /dev/null 2> "$RK_STATE/b.err" & pb=$!
+  if [ "${off#-}" != "$off" ]; then   # negative: b's prepare first, a's release ${off#-} s later
+    "$GPUHOOK" hook b prepare begin - < /dev/null 2> "$RK_STATE/b.err" & pb=$!
+    sleep "${off#-}"
+    "$GPUHOOK" hook a release end - < /dev/null 2> "$RK_STATE/a.err" & pa=$!
+  else
+    "$GPUHOOK" hook a release end - < /dev/null 2> "$RK_STATE/a.err" & pa=$!
+    [ "$off" = 0 ] || sleep "$off"
+    "$GPUHOOK" hook b prepare begin - < /dev/null 2> "$RK_STATE/b.err" & pb=$!
+  fi
   wait $pa; ra=$?
   wait $pb; rb=$?
   say "[$off] a release -> $ra, b prepare -> $rb: $(rk_drivers_line $DGPU $DGPU_AUDIO $B_GPU $B_AUDIO); vfio-pci $([ -d /sys/bus/pci/drivers/vfio-pci ] && echo loaded || echo 'not loaded')"
