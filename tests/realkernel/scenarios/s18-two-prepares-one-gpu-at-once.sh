@@ -1,10 +1,11 @@
 # Scenario 18 (issue 10), layout laptop, `gpuhook hook` run by hand.
-# Proves: two VMs whose profiles name the same GPU (01:00.0), prepared at the same instant: exactly
-# one wins; the other is refused naming the winner ("0000:01:00.0 is in use by VM <winner>"),
-# does not report an incomplete rollback, and changes nothing: the host ends exactly as one prepare alone leaves it (snapshot equal to that of
-# a reference prepare of w1 done first), claims and journal are the winner's only. The loser's
-# release (libvirt runs it after a refused prepare) changes nothing either; the winner's release
-# restores the host to the snapshot before. Three rounds (the second VM 0, 0.1 and 0.3 s later).
+# Proves: two VMs whose profiles name the same GPU (01:00.0), prepared at the same instant:
+# exactly one wins; the other is refused naming the winner ("0000:01:00.0 is in use by VM
+# <winner>"), does not report an incomplete rollback, and changes nothing: the host ends exactly
+# as one prepare alone leaves it (snapshot equal to that of a reference prepare of w1 done
+# first), claims and journal are the winner's only. The loser's release (libvirt runs it after a
+# refused prepare) changes nothing either; the winner's release restores the host to the
+# snapshot before. Three rounds (the second VM 0, 0.1 and 0.3 s later).
 . "$RK_DIR/lib.sh"
 for v in w1 w2; do
   write_profile $v <<EOT
