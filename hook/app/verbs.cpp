@@ -148,8 +148,8 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
   if (auto l = app.host.fs.list(kProfileDir); l)
     for (const auto& n : *l)
       if (n.size() > 5 && n.compare(n.size() - 5, 5, ".toml") == 0) vms.push_back(n.substr(0, n.size() - 5));
-  for (const auto& v : store.vms())
-    if (std::find(vms.begin(), vms.end(), v) == vms.end()) vms.push_back(v);
+  for (const auto& v : store.vms())  // (".host" is the host's own journal, shown below)
+    if (vm_name_problem(v).empty() && std::find(vms.begin(), vms.end(), v) == vms.end()) vms.push_back(v);
   // VMs whose last release found the host not back (Engine::report_path).
   if (auto l = app.host.fs.list(kStateDir); l)
     for (const auto& n : *l)
