@@ -1,12 +1,14 @@
 # Scenario 17 (issue 10), layout laptop, `gpuhook hook` by hand, test build's fault points.
 # Proves: `gpuhook restore win` started while a prepare of win is half-way (01:00.0 already on
 # vfio-pci, the unbind of 01:00.1 from snd_hda_intel slowed by 4 s with
-# GPUHOOK_FAULT=slow-write:snd_hda_intel/unbind:4000) never leaves the host half-prepared: the
-# restore either waits for the prepare's locks and then restores everything, or refuses naming
-# the running event ("prepare"). When both have ended the host is either fully prepared (both
-# functions on vfio-pci, win's journal and claims; a release then restores it) or fully restored
-# (snapshot identical to before, no journal). (The probe write, /sys/bus/pci/drivers_probe, has no
-# address in its path; the unbind's path names the driver, and only 01:00.1 is on snd_hda_intel.)
+# GPUHOOK_FAULT=slow-write:snd_hda_intel/unbind:4000) never leaves the host half-prepared and
+# never disturbs the prepare: the restore either waits for the prepare's locks and then restores
+# everything (it returns only after the prepare has ended), or refuses naming the running event
+# ("prepare"); the prepare succeeds (exit 0). When both have ended the host is either fully
+# prepared (both functions on vfio-pci, win's journal and claims; a release then restores it) or
+# fully restored (snapshot identical to before, no journal). (The brief said "slow-write on the
+# probe of 01:00.1", but the probe's path, /sys/bus/pci/drivers_probe, names no device; the
+# unbind's path names the driver, and only 01:00.1 is on snd_hda_intel.)
 . "$RK_DIR/lib.sh"
 write_profile win <<EOT
 [gpu]
@@ -24,8 +26,11 @@ else
 fi
 check "the prepare is still running when the restore starts (precondition)" yes "$(kill -0 $pp 2>/dev/null && echo yes || echo no)"
 OUT=$("$GPUHOOK" restore win 2>&1); rr=$?
+running_after=$(kill -0 $pp 2>/dev/null && echo yes || echo no)
 printf '%s\n' "$OUT" | sed 's/^/RK         restore| /'
-say "restore -> exit $rr; prepare running: $(kill -0 $pp 2>/dev/null && echo yes || echo no)"
+say "restore -> exit $rr; prepare running: $running_after"
+# A restore that did its work (exit 0) must have waited for the prepare's session to end.
+[ "$rr" != 0 ] || check "the prepare had ended when the restore (exit 0) returned" no "$running_after"
 wait $pp; rp=$?
 say "prepare -> exit $rp; now: $(rk_drivers_line $DGPU $DGPU_AUDIO); journal $(jstate win)"
 sed 's/^/RK         prepare stderr| /' "$RK_STATE/prep.err"

@@ -9,14 +9,14 @@
 #  - once the writer is gone (its unbind has happened), a release restores exactly: 01:00.1
 #    back on snd_hda_intel (the real driver link), overrides "(null)", journal gone, snapshot
 #    identical to the one before prepare.
+# A gpuhook that trusts the link it sees during the rollback (01:00.1 still on snd_hda_intel)
+# deletes the journal at once, and the late unbind leaves 01:00.1 without a driver.
 # Second part, same boot (independent: it starts from the restored host): the late write is in
 # RELEASE. A normal prepare, then a release with GPUHOOK_FAULT=slow-write:vfio-pci/unbind:8000
 # (both functions' unbinds from vfio-pci land 8 s late): release exits 0 and keeps the journal,
 # naming the pending writers (pending_pid); a `gpuhook restore win` run at once, while they still
 # sleep, must not remove the journal either; once they are gone, a restore puts both functions
 # back on their drivers, removes the journal, and the snapshot equals the one before.
-# A gpuhook that trusts the link it sees during the rollback (01:00.1 still on snd_hda_intel)
-# deletes the journal at once, and the late unbind leaves 01:00.1 without a driver.
 . "$RK_DIR/lib.sh"
 write_profile win <<EOT
 [gpu]

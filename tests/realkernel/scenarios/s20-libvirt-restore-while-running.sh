@@ -23,7 +23,7 @@ snapshot > "$RK_STATE/running"
 OUT=$("$GPUHOOK" restore g 2>&1); rc=$?
 printf '%s\n' "$OUT" | sed 's/^/RK         restore| /'
 check "gpuhook restore g while QEMU runs: exit status (refused)" 1 "$rc"
-check_has "the refusal names QEMU's pid" "$QP" "$OUT"
+check_has "the refusal names QEMU's pid" "(pid $QP)" "$OUT"
 check "g state after the refused restore" running "$(domstate g)"
 check "driver of $DGPU after the refused restore" vfio-pci "$(drv $DGPU)"
 check "driver of $DGPU_AUDIO after the refused restore" vfio-pci "$(drv $DGPU_AUDIO)"
