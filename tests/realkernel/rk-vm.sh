@@ -26,7 +26,7 @@
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-LAYOUT=laptop TMO=180 NAME= GPUHOOK= SRC= LOGDIR= EXPECT_FAIL= EXTRA_ENV=
+LAYOUT=laptop TMO=180 NAME= GPUHOOK= SRC= LOGDIR= EXPECT_FAIL= EXTRA_ENV= SMP_OPT=
 while [ $# -gt 0 ]; do
   case "$1" in
     --layout) LAYOUT=$2; shift ;;
@@ -40,6 +40,7 @@ while [ $# -gt 0 ]; do
       EXTRA_ENV="$EXTRA_ENV
 $2"; shift ;;
     --expect-fail) EXPECT_FAIL=$2; shift ;;
+    --smp) SMP_OPT=$2; shift ;;   # guest vCPUs for this scenario (CPU isolation needs 2)
     -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     -*) echo "rk-vm.sh: unknown option $1" >&2; exit 2 ;;
     *) break ;;
@@ -165,7 +166,7 @@ esac
       -device pcie-pci-bridge,id=br1,bus=rp2,addr=00.0 -device secondary-vga,bus=br1,addr=01.0
       -netdev user,id=n0,restrict=on -device e1000,bus=br1,addr=02.0,netdev=n0"
 
-SMP=${RK_SMP:-1}
+SMP=${SMP_OPT:-${RK_SMP:-1}}
 MEM=${RK_MEM:-1536}
 say "$NAME: layout $LAYOUT, kernel $K, -smp $SMP, timeout ${TMO}s; console: $CONSOLE"
 T0=$(date +%s.%N)
