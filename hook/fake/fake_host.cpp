@@ -184,10 +184,12 @@ void add_tuning_host(FakeHost& h, bool user_manager) {
   fs.put_file("/proc/sys/vm/drop_caches", "0\n", 0200);
   fs.put_file("/proc/sys/vm/compact_memory", "", 0200);
   fs.put_file("/sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory pids\n");
+  fs.put_file("/sys/fs/cgroup/cpuset.cpus.effective", "0-7\n");
   bool systemd = fs.is_dir("/run/systemd/system");
   for (const char* g : systemd ? std::vector<const char*>{"system.slice", "user.slice", "init.scope", "machine.slice"}
                                : std::vector<const char*>{"services", "users", "machine"})
-    fs.put_file(std::string("/sys/fs/cgroup/") + g + "/cpuset.cpus", "\n");
+    fs.put_file(std::string("/sys/fs/cgroup/") + g + "/cpuset.cpus", "\n"),
+        fs.put_file(std::string("/sys/fs/cgroup/") + g + "/cgroup.procs", "2000\n");  // populated: cannot be emptied
   fs.put_dir("/run/user/1000", 0700, 1000);
   if (user_manager) fs.put_file("/run/user/1000/systemd/private", "", 0600, 1000);
   k.add_user_process({2000, "gnome-shell", {}, false, ""}, 1000,

@@ -188,7 +188,8 @@ class FakeKernel {
   //   show -p AllowedCPUs reads it;
   //   nr_hugepages of a pool: the kernel reserves at most the pool's capacity (set_hugepage_capacity)
   //   and free_hugepages follows; drop_caches and compact_memory are write-only;
-  //   cpuset.cpus and scaling_governor keep their value with a newline (a governor must be listed in
+  //   cpuset.cpus of a group with processes (cgroup.procs) cannot be emptied again (ENOSPC, as
+//   the kernel's validate_change); cpuset.cpus and scaling_governor keep their value with a newline (a governor must be listed in
   //   scaling_available_governors).
   int spawn(const DetachedSpec& spec);
   // A process of a user (owner of /proc/<pid>) with an environment (/proc/<pid>/environ).

@@ -413,6 +413,10 @@ Status FakeKernel::on_write(const std::string& path, std::string_view data0, con
     return Status::success();
   }
   if (ends(path, "/cpuset.cpus") && fs_.has(path)) {
+    // As the kernel: a group with processes cannot have its cpuset emptied (ENOSPC).
+    std::string procs = dirname_of(path) + "/cgroup.procs";
+    if (data.empty() && !trim(fs_.nodes().at(path).data).empty() && fs_.has(procs) && !trim(fs_.nodes().at(procs).data).empty())
+      return err(ENOSPC, "No space left on device", path);
     set(path, data + "\n");
     return Status::success();
   }

@@ -191,6 +191,7 @@ Result<int> ProcessRunner::spawn_detached(const DetachedSpec& spec) {
       (void)!::write(pidp[1], &b, sizeof b);
       ::_exit(b < 0 ? 1 : 0);
     }
+    ::setsid();  // the grandchild leads its own session and process group (never the hook's)
     int err = errp[1];
     auto die = [err](int stage) {
       int v[2] = {stage, errno};

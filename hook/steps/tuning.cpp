@@ -7,6 +7,8 @@
 //   cpuset.cpus        without systemd: cpuset.cpus of one top-level cgroup v2 group
 //   cpu.governor       scaling_governor of one CPU
 //   sleep.inhibit      a transient system unit holding a logind sleep/idle inhibitor
+#include <cerrno>
+
 #include "steps/steps.h"
 #include "sysinfo/tuning_facts.h"
 
@@ -196,24 +198,40 @@ class CpusetCpus : public Step {
   std::string path_, cpus_;
 };
 
+// The CPUs a group with an empty cpuset.cpus has: its parent's effective ones.
+std::string parent_effective(Fs& fs, const std::string& path) {
+  return trim(read_attr(fs, dirname_of(dirname_of(path)) + "/cpuset.cpus.effective"));
+}
+
 Status undo_cpuset(StepContext& ctx, const Record& rec) {
   std::string path = field(rec, "path"), prev = field(rec, "previous");
   if (!cpuset_path_ok(path) || !cpu_list_ok(prev))
     return err("refusing the journal record: cpuset '" + escape_value(path.substr(0, 80)) + "' = '" + escape_value(prev.substr(0, 80)) + "'",
                "a journal written by gpuhook never holds this", "write the previous value by hand, then remove the journal");
-  auto now = ctx.host.fs.read(path);
-  if (!now) return ctx.host.fs.exists(dirname_of(path)) ? Status(now.error()) : Status::success();  // the group is gone
+  Fs& fs = ctx.host.fs;
+  auto now = fs.read(path);
+  if (!now) return fs.exists(dirname_of(path)) ? Status(now.error()) : Status::success();  // the group is gone
   if (trim(*now) == prev) return Status::success();
-  // An empty cpuset.cpus means "the parent's CPUs"; a lone newline writes it.
-  return ctx.host.fs.write(path, prev.empty() ? std::string("\n") : prev);
+  if (!prev.empty()) return fs.write(path, prev);
+  // It was empty ("the parent's CPUs"). The kernel refuses to empty the cpuset of a group that
+  // has processes (ENOSPC, kernel/cgroup/cpuset.c validate_change): then the parent's effective
+  // CPUs are written, which gives the group the same CPUs it had.
+  std::string parent = parent_effective(fs, path);
+  if (!parent.empty() && trim(*now) == parent) return Status::success();
+  auto st = fs.write(path, "\n");
+  if (st || st.error().code != ENOSPC || parent.empty()) return st;
+  ctx.log.info(path + " was empty (the parent's CPUs); the kernel does not empty the cpuset of a group with processes: "
+               "it gets the parent's CPUs by name, " + parent);
+  return fs.write(path, parent);
 }
 
 std::string restored_cpuset(StepContext& ctx, const Record& rec) {
   std::string path = field(rec, "path");
   if (!cpuset_path_ok(path)) return "";
   auto now = ctx.host.fs.read(path);
-  if (now && trim(*now) != field(rec, "previous")) return path + " is '" + trim(*now) + "', was '" + field(rec, "previous") + "'";
-  return "";
+  std::string prev = field(rec, "previous");
+  if (!now || trim(*now) == prev || (prev.empty() && trim(*now) == parent_effective(ctx.host.fs, path))) return "";
+  return path + " is '" + trim(*now) + "', was '" + prev + "'";
 }
 
 // ---- governor ----

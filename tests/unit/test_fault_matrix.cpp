@@ -171,6 +171,13 @@ std::map<std::string, std::string> host_state(FakeHost& h) {
   s.erase("/proc/acpi/call");
   for (auto it = s.begin(); it != s.end();)
     it = it->first.rfind("/run/fake-monitor", 0) == 0 ? s.erase(it) : std::next(it);
+  // A top-level cgroup whose cpuset.cpus was empty (the parent's CPUs) gets those CPUs by name
+  // back: the kernel refuses to empty the cpuset of a group with processes (README, Tuning).
+  std::string parent = "file:" + (h.fs.has("/sys/fs/cgroup/cpuset.cpus.effective") ? h.fs.nodes().at("/sys/fs/cgroup/cpuset.cpus.effective").data : "");
+  for (auto& [path, v] : s)
+    if (path.rfind("/sys/fs/cgroup/", 0) == 0 && path.size() > 12 && path.compare(path.size() - 12, 12, "/cpuset.cpus") == 0 &&
+        v == parent)
+      v = "file:\n";
   s["@mux"] = h.kernel.mux();
   s["@monitor i2c-4"] = std::to_string(h.kernel.monitor_input(4));
   return s;

@@ -352,6 +352,8 @@ TEST(Tuning, SystemdHostConfinesTheSlicesToTheFreeCpusSetsTheGovernorInhibitsSle
 }
 
 TEST(Tuning, WithoutSystemdTheTopLevelCgroupsAreConfinedDirectlyAndTheInhibitorIsANote) {
+  // services and users had an empty cpuset.cpus (the parent's CPUs) and have processes: the
+  // kernel refuses to empty it again, so release names the parent's CPUs, 0-7. Same CPUs.
   Vm vm;
   build_reference_laptop(vm.t.h);
   vm.t.h.kernel.enable_systemd(false);
@@ -366,7 +368,12 @@ TEST(Tuning, WithoutSystemdTheTopLevelCgroupsAreConfinedDirectlyAndTheInhibitorI
   EXPECT_EQ(*vm.t.h.fs.read("/sys/fs/cgroup/machine/cpuset.cpus"), "\n");
   EXPECT_NE(vm.t.log.text().find("systemd-logind is not running"), std::string::npos);
   vm.t.stop_vm("win11");
+  EXPECT_EQ(*vm.t.h.fs.read("/sys/fs/cgroup/services/cpuset.cpus"), "0-7\n");
+  EXPECT_EQ(*vm.t.h.fs.read("/sys/fs/cgroup/users/cpuset.cpus"), "0-7\n");
+  EXPECT_NE(vm.t.log.text().find("the kernel does not empty the cpuset of a group with processes"), std::string::npos);
+  before["/sys/fs/cgroup/services/cpuset.cpus"] = before["/sys/fs/cgroup/users/cpuset.cpus"] = "file:0-7\n";
   EXPECT_EQ(diff_states(before, vm.t.h.state()), "");
+  EXPECT_FALSE(vm.t.h.fs.exists("/run/gpuhook/win11.journal")) << "the undo succeeded: nothing kept";
 }
 
 TEST(Tuning, PinningToCpusTheHostLacksIsRefusedAndAHostWithoutCpufreqIsANote) {

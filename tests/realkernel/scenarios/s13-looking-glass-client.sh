@@ -34,9 +34,9 @@ snapshot > "$RK_STATE/before"
 
 run_to_started() {
   rm -f /run/rk-lg/record /run/rk-lg/signal
-  printf '%s' "$XML" | gh win prepare begin
+  gh win prepare begin <<< "$XML"
   check "prepare exit status" 0 "$GH_RC"
-  check "shared memory: size owner group mode" "33554432 lguser kvm 660 regular empty file" \
+  check "shared memory: size owner group mode" "33554432 lguser kvm 660 regular file" \
     "$(stat -c '%s %U %G %a %F' /dev/shm/looking-glass 2>&1)"
   gh win start begin < /dev/null
   check "start exit status" 0 "$GH_RC"
@@ -57,7 +57,9 @@ check "client WAYLAND_DISPLAY (from the desktop process)" wayland-rk "$(rec env 
 check "client XDG_RUNTIME_DIR" /run/user/1500 "$(rec env | sed -n 's/^XDG_RUNTIME_DIR=//p')"
 check "client USER" lguser "$(rec env | sed -n 's/^USER=//p')"
 check_lacks "client environment: nothing of the hook's" "GPUHOOK" "$(rec env)"
-check "client is its own session leader (detached)" "$(rec pid)" "$(rec sid)"
+check "client leads its own session (setsid, detached)" "$(rec pid)" "$(rec sid)"
+check "client leads its own process group" "$(rec pid)" "$(rec pgid)"
+check "client has no descriptor but stdio (and bash's own 255)" "0 1 2 255" "$(rec fds | tr -s ' ' | sed 's/ $//')"
 check "client stdin" /dev/null "$(rec fd0)"
 check "client stdout" /dev/null "$(rec fd1)"
 check "client stderr" /dev/null "$(rec fd2)"
