@@ -164,6 +164,9 @@ void run_release(AppContext& app, Log& log, const std::string& vm, Millis lock_w
   StepContext ctx{app.host, log, deadline, vm, t, kStateDir};
   Engine engine(ctx, store, builtin_step_kinds(), app.fault);
   RunOutcome out = engine.release();
+  // Modules gpuhook loaded for a VM that has gone while another VM used them: the last one out
+  // unloads them (still under the host lock).
+  (void)release_host_modules(ctx);
   if (!out.ok) {
     log.error("release incomplete: " + out.error.message());
     if (!out.error.hint.empty()) log.error("hint: " + out.error.hint);

@@ -28,7 +28,6 @@ namespace {
 
 constexpr size_t kMaxXml = 8u << 20;
 
-bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 bool has(const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
 
 // Which finding a planner refusal is: its stable id, set where the planner refuses.

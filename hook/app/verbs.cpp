@@ -243,6 +243,14 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
     return problems ? 1 : 0;
   }
   if (rows.empty()) out << "No VM has a profile in " << kProfileDir << ".\n";
+  // Modules gpuhook loaded that outlived their VM (another VM's devices use them).
+  if (auto hj = store.load(".host"); hj && !hj->entries.empty()) {
+    out << "host: modules gpuhook loaded and keeps while another VM uses them (the last release unloads them):\n";
+    for (const auto& e : hj->entries) {
+      auto f = [&](const char* k) { return e.fields.count(k) ? e.fields.at(k) : std::string(); };
+      out << "  " << f("module") << " (loaded for VM " << f("loaded_for") << ")\n";
+    }
+  }
   for (const auto& r : rows) {
     out << r.vm << ": " << (r.journal ? "holds the GPU (journal in " + store.path(r.vm) + ")" : "not active")
         << (r.profile_gpu.empty() ? "" : ", profile GPU " + r.profile_gpu) << "\n";
@@ -330,6 +338,7 @@ int verb_restore(AppContext& app, const Invocation& inv, std::ostream& out, std:
   StepContext ctx{app.host, tee, d, vm, t, kStateDir};
   Engine engine(ctx, store, builtin_step_kinds());
   RunOutcome o = engine.release();
+  (void)release_host_modules(ctx);
   if (o.ok) {
     out << "VM " << vm << ": host restored" << (o.gone.empty() ? "" : " (what cannot come back until reboot is logged above)") << ".\n";
     return 0;

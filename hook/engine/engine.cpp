@@ -41,24 +41,7 @@ constexpr const char* kPendingPid = "pending_pid";
 constexpr const char* kPendingStart = "pending_start";
 }  // namespace
 
-std::string process_start_time(Fs& fs, int pid) {
-  if (pid <= 0) return "";
-  auto st = fs.read("/proc/" + std::to_string(pid) + "/stat");
-  if (!st) return "";
-  // "pid (comm) state ppid ...": comm may hold spaces and parentheses; fields follow the last ')'.
-  size_t rp = st->rfind(')');
-  if (rp == std::string::npos) return "";
-  size_t i = rp + 1;
-  int field = 2;  // the last ')' ends field 2
-  while (i < st->size() && field < 22) {
-    while (i < st->size() && (*st)[i] == ' ') ++i;
-    ++field;
-    size_t b = i;
-    while (i < st->size() && (*st)[i] != ' ') ++i;
-    if (field == 22) return st->substr(b, i - b);
-  }
-  return "";
-}
+std::string process_start_time(Fs& fs, int pid) { return start_time_of(fs, pid); }
 
 Record timeouts_record(const Timeouts& t) {
   return {{"event", std::to_string(t.event_ms)},     {"unbind", std::to_string(t.unbind_ms)},
@@ -94,6 +77,15 @@ Status Engine::undo_one(StepContext& ctx, const JournalEntry& e) {
     return err;
   }
   return guarded("undo of step " + std::to_string(e.seq) + " " + e.kind, [&] { return it->second.undo(ctx, e.fields); });
+}
+
+// An undo whose guarded write was still in the kernel at its deadline: the entry remembers that
+// writer too (the newest one), so it stays journaled until that write can no longer land.
+void Engine::note_pending(JournalEntry& e, const Status& u) {
+  if (u || !u.error().may_complete) return;
+  int pid = u.error().pending_pid;
+  e.fields[kPendingPid] = std::to_string(pid);
+  e.fields[kPendingStart] = process_start_time(ctx_.host.fs, pid);
 }
 
 // A write of this step was still in the kernel at its deadline, and its writer still exists.
@@ -210,9 +202,10 @@ RunOutcome Engine::apply(StepList& steps, const std::string& phase) {
     // Kept in the journal, ascending order: a failed undo, and every older step after it (see release()).
     std::vector<JournalEntry> kept;
     for (size_t i = j.entries.size(); i-- > first_of_phase;) {
-      const JournalEntry e = j.entries[i];
+      JournalEntry e = j.entries[i];
       fault("before-undo", e.seq, e.kind);
       Status u = undo_one(rb, e);
+      note_pending(e, u);
       bool pending = writer_alive(e);
       if (u && !pending) {
         ctx_.log.info("undo " + std::to_string(e.seq) + " " + e.kind + " ok");
@@ -304,6 +297,7 @@ RunOutcome Engine::release() {
     if (fault_) fault_("before-undo", e.seq, e.kind);
     Status u = undo_one(ctx_, e);
     if (u) undone.push_back(e);
+    note_pending(e, u);
     bool pending = writer_alive(e);
     Millis dt = ctx_.host.clock.now_ms() - t0;
     j.entries.pop_back();

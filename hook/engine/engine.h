@@ -64,6 +64,7 @@ class Engine {
  private:
   Status undo_one(StepContext& ctx, const JournalEntry& e);
   bool writer_alive(const JournalEntry& e);
+  void note_pending(JournalEntry& e, const Status& undo_result);
   StepContext& ctx_;
   JournalStore& store_;
   const StepRegistry& kinds_;

@@ -77,13 +77,41 @@ Status FakeFs::write(const std::string& path, std::string_view data) {
 }
 
 Status FakeFs::write_guarded(const std::string& path, std::string_view data, const Deadline& d) {
+  if (d.expired()) {  // as RealFs: nothing is started
+    Error e;
+    e.what = "writing '" + trim(data) + "' to " + path + " was not started";
+    e.why = "the deadline had already passed";
+    e.timed_out = true;
+    return e;
+  }
   std::string r = resolve(path, true);
   auto it = nodes_.find(r);
-  if (r.empty() || it == nodes_.end()) return enoent("cannot write " + path, path);
+  if (r.empty() || it == nodes_.end()) return enoent("cannot write '" + trim(data) + "' to " + path, path);
+  if (it->second.type != FileType::regular) return sys_error("cannot write '" + trim(data) + "' to " + path, path, EISDIR);
   writes.push_back(r + " <- " + trim(data) + " (guarded)");
   if (kernel) return kernel->on_write(r, data, &d);
   it->second.data = std::string(data);
   return Status::success();
+}
+
+Result<OpenedFile> FakeFs::read_nofollow(const std::string& path) {
+  std::string r = resolve(path, false);
+  auto it = nodes_.find(r);
+  if (r.empty() || it == nodes_.end()) return enoent("cannot read " + path, path);
+  if (it->second.type == FileType::symlink) {
+    Error e = sys_error("cannot read " + path, path, ELOOP);
+    e.why = path + " is a symbolic link";
+    return e;
+  }
+  OpenedFile f;
+  f.info = FakeFs::stat(r, false);  // the node itself, as fstat of the descriptor
+  if (it->second.type != FileType::regular) {
+    Error e = sys_error("cannot read " + path, path, EINVAL);
+    e.why = path + " is not a regular file";
+    return e;
+  }
+  f.content = kernel ? kernel->on_read(r, it->second.data) : it->second.data;
+  return f;
 }
 
 Result<std::string> FakeFs::readlink(const std::string& path) {
@@ -128,15 +156,20 @@ FileInfo FakeFs::stat(const std::string& path, bool follow) {
 }
 
 Status FakeFs::write_atomic(const std::string& path, std::string_view data, unsigned mode) {
-  auto it = nodes_.find(path);
+  // As rename(2) in RealFs: the directory is found through links, the last component never.
+  std::string dir = resolve(dirname_of(path), true);
+  if (dir.empty() || !nodes_.count(dir) || nodes_.at(dir).type != FileType::directory)
+    return enoent("cannot create " + path, path);
+  std::string target = (dir == "/" ? "" : dir) + "/" + basename_of(path);
+  auto it = nodes_.find(target);
   if (it != nodes_.end() && it->second.type == FileType::symlink)
     return sys_error("refusing to replace a symlink", path, ELOOP);
-  std::string dir = dirname_of(path);
-  if (!nodes_.count(dir) || nodes_.at(dir).type != FileType::directory) return enoent("cannot create " + path, path);
+  if (it != nodes_.end() && it->second.type == FileType::directory)
+    return sys_error("cannot replace " + path, path, EISDIR);
   if (kernel) {
-    if (auto s = kernel->on_write(path, data, nullptr); !s) return s;  // fault injection on state files
+    if (auto s = kernel->on_write(target, data, nullptr); !s) return s;  // fault injection on state files
   }
-  put_file(path, std::string(data), mode);
+  put_file(target, std::string(data), mode);
   return Status::success();
 }
 
@@ -149,12 +182,18 @@ Status FakeFs::make_dirs(const std::string& path, unsigned mode) {
     auto it = nodes_.find(c);
     if (it == nodes_.end()) put_dir(c, mode);
     else if (it->second.type == FileType::symlink) return sys_error("refusing a symlink in a state path", c, ELOOP);
+    else if (it->second.type != FileType::directory) return sys_error("cannot create " + path, c, ENOTDIR);
   }
   return Status::success();
 }
 
 Status FakeFs::remove(const std::string& path) {
-  nodes_.erase(path);
+  // As unlink(2): a link itself is removed, never what it points to; a directory is refused.
+  std::string r = resolve(path, false);
+  auto it = r.empty() ? nodes_.end() : nodes_.find(r);
+  if (it == nodes_.end()) return Status::success();
+  if (it->second.type == FileType::directory) return sys_error("cannot remove " + path, path, EISDIR);
+  nodes_.erase(it);
   return Status::success();
 }
 

@@ -5,7 +5,7 @@
 namespace gpuhook {
 
 Result<RunResult> FakeRunner::run(const std::vector<std::string>& argv, const Deadline& d) {
-  if (argv.empty()) return Error{"cannot run an empty command", "", "", EINVAL, false, false, 0, false, ""};
+  if (argv.empty()) return sys_error("cannot run an empty command", "argv", EINVAL);
   std::string line = format_argv(argv);
   calls.push_back(line);
   // An absolute path must be registered as such, except the system tools the kernel model provides.
@@ -23,6 +23,10 @@ Result<RunResult> FakeRunner::run(const std::vector<std::string>& argv, const De
     return e;
   }
   RunResult r;
+  if (d.expired()) {  // as ProcessRunner: no time left, nothing is started
+    r.timed_out = true;
+    return r;
+  }
   if (fault_check && fault_check(line, d, r)) return r;
   return it->second(argv, d);
 }
@@ -56,6 +60,18 @@ Status FakeSignals::kill(int pid, int sig) {
   if (pid <= 1) return sys_error("refusing to signal pid " + std::to_string(pid), "kill", EPERM);
   if (kernel) kernel->kill(pid, sig);
   return Status::success();
+}
+
+Result<bool> FakeSignals::signal_process(int pid, const std::string& start_time, int sig) {
+  if (pid <= 1) return sys_error("refusing to signal pid " + std::to_string(pid), "kill", EPERM);
+  if (start_time.empty()) {
+    Error e = sys_error("refusing to signal process " + std::to_string(pid), "kill", EINVAL);
+    e.why = "its start time is unknown, so a reused pid could not be told apart";
+    return e;
+  }
+  if (!kernel || kernel->start_time(pid) != start_time) return false;
+  kernel->kill(pid, sig);
+  return true;
 }
 
 namespace {

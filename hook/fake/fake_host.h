@@ -47,6 +47,7 @@ class FakeFs : public Fs {
   Result<std::string> read(const std::string& path) override;
   Status write(const std::string& path, std::string_view data) override;
   Status write_guarded(const std::string& path, std::string_view data, const Deadline& d) override;
+  Result<OpenedFile> read_nofollow(const std::string& path) override;
   Result<std::string> readlink(const std::string& path) override;
   Result<std::string> canonical(const std::string& path) override;
   Result<std::vector<std::string>> list(const std::string& path) override;
@@ -97,6 +98,7 @@ class FakeRunner : public Runner {
 class FakeSignals : public Signals {
  public:
   Status kill(int pid, int sig) override;
+  Result<bool> signal_process(int pid, const std::string& start_time, int sig) override;
   int self_pid() override { return 4242; }
   FakeKernel* kernel = nullptr;
 };
@@ -155,10 +157,23 @@ class FakeKernel {
   void enable_acpi_call();
 
   // Faults. `match` is a substring of the written path (or of the formatted argv).
-  enum class Fault { fail, hang, refuse };
+  //   fail, refuse: the write fails (EIO, EBUSY); the command exits 1.
+  //   hang: blocks past any deadline. A guarded write's writer is then SIGKILLed, as RealFs does
+  //     with one in an interruptible wait: timed_out, may_complete, pending_pid of a process that
+  //     is already gone; the write never happens. An unguarded write: the clock jumps an hour.
+  //   late: a guarded write whose writer is stuck in D state: timed_out, may_complete,
+  //     pending_pid of a writer process that stays in /proc until complete_late_writes() makes
+  //     the write land (with the kernel's semantics) and the writer exit. Unguarded: like hang.
+  enum class Fault { fail, hang, refuse, late };
   void fault_write(const std::string& match, Fault f, int times = 1);
   void fault_command(const std::string& match, Fault f, int times = 1);
   void clear_faults() { write_faults_.clear(), command_faults_.clear(); }
+  // Lets every pending `late` write land, oldest first; returns how many did.
+  int complete_late_writes();
+  // The start time /proc/<pid>/stat shows for a process (start_time_of), "" when there is none.
+  // By default 100000 + pid; set_start_time changes it (a process that reused a pid).
+  std::string start_time(int pid) const;
+  void set_start_time(int pid, const std::string& t);
 
   // Kernel semantics, called by FakeFs/FakeRunner/FakeSignals.
   Status on_write(const std::string& path, std::string_view data, const Deadline* guard);
@@ -231,6 +246,13 @@ class FakeKernel {
   std::map<std::string, std::vector<FakeProcess>> unit_procs_;  // processes a unit runs when active
   std::map<std::string, bool> units_;
   std::map<std::string, std::pair<Fault, int>> write_faults_, command_faults_;
+  struct LateWrite {
+    int pid;
+    std::string path, data;
+  };
+  std::vector<LateWrite> late_;
+  int next_writer_pid_ = 30000;
+  std::map<int, std::string> start_times_;  // pids of guarded writers (fault hang/late)
   std::string mux_ = "igpu", igpu_, dgpu_;
   std::string acpi_result_;
   std::map<int, int> monitor_;
@@ -240,6 +262,10 @@ class FakeKernel {
   std::map<std::string, int> user_units_;           // "user:unit" -> pid
   int next_pid_ = 5000;
 };
+
+// The kernel's driver_override store (Linux 6.1 driver_set_override, see fake_kernel.cpp): applies
+// a write of `data` to the attribute's content `stored` ("vfio-pci\n", "(null)\n").
+Status driver_override_store(std::string& stored, std::string_view data, const std::string& path);
 
 // Everything fake, wired together.
 struct FakeHost {

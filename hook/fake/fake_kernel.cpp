@@ -15,6 +15,11 @@ bool starts(const std::string& s, const std::string& p) { return s.compare(0, p.
 bool ends(const std::string& s, const std::string& p) {
   return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
 }
+// The override as the kernel compares it with a driver's name (strcmp): the stored value
+// without the newline that reading adds; "(null)" when none.
+std::string override_of(const std::string& stored) {
+  return stored.size() && stored.back() == '\n' ? stored.substr(0, stored.size() - 1) : stored;
+}
 }  // namespace
 
 FakeKernel::FakeKernel(FakeFs& fs, FakeClock& clock, FakeRunner& runner) : fs_(fs), clock_(clock) {
@@ -130,18 +135,30 @@ bool FakeKernel::module_loaded(const std::string& m) const {
   return it != modules_.end() && (it->second.loaded || it->second.builtin);
 }
 
+std::string FakeKernel::start_time(int pid) const {
+  if (!procs_.count(pid)) return "";
+  auto it = start_times_.find(pid);
+  return it == start_times_.end() ? std::to_string(100000 + pid) : it->second;
+}
+
+void FakeKernel::set_start_time(int pid, const std::string& t) {
+  start_times_[pid] = t;
+  if (procs_.count(pid)) write_proc(procs_.at(pid));
+}
+
 void FakeKernel::write_proc(const FakeProcess& p) {
   std::string base = "/proc/" + std::to_string(p.pid);
   unsigned uid = identity_.count(p.pid) ? identity_[p.pid].first : 0;
   const std::vector<std::string> none;
   const auto& environ = identity_.count(p.pid) ? identity_[p.pid].second : none;
   fs_.put_dir(base, 0555, uid);
+  std::string pid = std::to_string(p.pid);
+  auto st = start_times_.find(p.pid);
+  std::string start = st == start_times_.end() ? std::to_string(100000 + p.pid) : st->second;
+  // As Linux: "pid (comm) state ppid pgrp session tty tpgid flags ... starttime(22) ..."
+  fs_.put_file(base + "/stat", pid + " (" + p.comm + ") S 1 " + pid + " " + pid +
+                                   " 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 " + start + " 0 0\n");
   fs_.put_file(base + "/comm", p.comm + "\n");
-  // Field 22 (start time) follows the fake clock, so a pid reused later has another one; only
-  // for processes of add_user_process and spawn (the others' restarts would show as changes).
-  if (identity_.count(p.pid)) fs_.put_file(base + "/stat", std::to_string(p.pid) + " (" + p.comm + ") S 1 " + std::to_string(p.pid) + " " +
-                                   std::to_string(p.pid) + " 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 " +
-                                   std::to_string(clock_.now_ms() / 10) + " 0 0\n");
   if (!environ.empty()) {
     std::string env;
     for (const auto& kv : environ) env += kv + std::string(1, '\0');
@@ -226,7 +243,7 @@ void FakeKernel::register_driver(const std::string& drv) {
   fs_.put_file(d + "/new_id", "");
   for (auto& [a, dev] : pci_) {
     if (!dev.driver.empty()) continue;
-    std::string ov = trim(fs_.nodes().at(dev_dir(a) + "/driver_override").data);
+    std::string ov = override_of(fs_.nodes().at(dev_dir(a) + "/driver_override").data);
     if (ov == "(null)") ov.clear();
     if (ov == drv || (ov.empty() && dev.native_driver == drv)) bind(a, drv);
   }
@@ -266,7 +283,7 @@ void FakeKernel::unbind(const std::string& addr) {
 void FakeKernel::probe(const std::string& addr) {
   auto& d = pci_.at(addr);
   if (!d.driver.empty()) return;
-  std::string ov = trim(fs_.nodes().at(dev_dir(addr) + "/driver_override").data);
+  std::string ov = override_of(fs_.nodes().at(dev_dir(addr) + "/driver_override").data);
   if (ov == "(null)") ov.clear();
   std::string drv = ov.empty() ? d.native_driver : ov;
   if (!drv.empty() && fs_.is_dir("/sys/bus/pci/drivers/" + drv)) bind(addr, drv);
@@ -303,13 +320,16 @@ bool FakeKernel::take_fault(std::map<std::string, std::pair<Fault, int>>& faults
 }
 
 namespace {
-Status hang(FakeClock& clock, const Deadline* guard, const std::string& path) {
+Status hang(FakeClock& clock, const Deadline* guard, const std::string& path, int writer_pid) {
   if (guard) {
     clock.advance(guard->remaining() + 1);
     Error e;
     e.what = "writing to " + path + " did not finish";
-    e.why = "the kernel is still blocked in the write after the deadline";
+    e.why = "the kernel was still in the write at the deadline (writer pid " + std::to_string(writer_pid) +
+            "); it may still complete";
     e.timed_out = true;
+    e.may_complete = true;
+    e.pending_pid = writer_pid;
     return e;
   }
   clock.advance(3600 * 1000);  // an unguarded blocking write: the test sees the clock jump
@@ -317,18 +337,54 @@ Status hang(FakeClock& clock, const Deadline* guard, const std::string& path) {
 }
 }  // namespace
 
+// Linux 6.1, drivers/base/driver.c driver_set_override() behind pci's driver_override_store():
+// sysfs never calls store for a 0-byte write (sysfs_kf_write: nothing changes); a value of
+// PAGE_SIZE-1 bytes or more is EINVAL; the value ends at its first NUL (strlen); an empty one, or
+// one that starts with '\n', clears the override; otherwise everything before the first '\n' is
+// kept as it is (spaces included). A cleared override reads "(null)".
+Status driver_override_store(std::string& stored, std::string_view data, const std::string& path) {
+  if (data.empty()) return Status::success();
+  if (data.size() >= 4096 - 1) return err(EINVAL, "driver_override value too long", path);
+  std::string_view v = data.substr(0, data.find('\0'));
+  v = v.substr(0, v.find('\n'));
+  stored = (v.empty() ? std::string("(null)") : std::string(v)) + "\n";
+  return Status::success();
+}
+
+int FakeKernel::complete_late_writes() {
+  int n = 0;
+  auto pending = std::move(late_);
+  late_.clear();
+  for (const auto& w : pending) {
+    (void)on_write(w.path, w.data, nullptr);
+    procs_.erase(w.pid);
+    fs_.erase_tree("/proc/" + std::to_string(w.pid));
+    ++n;
+  }
+  return n;
+}
+
 Status FakeKernel::on_write(const std::string& path, std::string_view data0, const Deadline* guard) {
   Fault f;
   std::string data = trim(data0);
   if (take_fault(write_faults_, path, f)) {
-    if (f == Fault::hang) return hang(clock_, guard, path);
+    if (f == Fault::hang || (f == Fault::late && !guard)) return hang(clock_, guard, path, next_writer_pid_++);
+    if (f == Fault::late) {
+      // The writer stays in the kernel (D state): a process in /proc until the write lands.
+      FakeProcess w{next_writer_pid_++, "gpuhook", {}, false, ""};
+      procs_[w.pid] = w;
+      write_proc(w);
+      late_.push_back({w.pid, path, std::string(data0)});
+      return hang(clock_, guard, path, w.pid);
+    }
     return err(f == Fault::refuse ? EBUSY : EIO, "injected fault writing '" + data + "'", path);
   }
   if (starts(path, "/run/gpuhook") || starts(path, "/var/log")) return Status::success();  // state files: fault check only
   auto set = [&](const std::string& p, const std::string& v) { fs_.put_file(p, v); };
-  if (ends(path, "/driver_override")) {
-    if (data0.empty()) return Status::success();  // an empty write changes nothing
-    set(path, (data.empty() ? std::string("(null)") : data) + "\n");
+  if (ends(path, "/driver_override") && starts(path, "/sys/")) {
+    std::string v = fs_.nodes().at(path).data;
+    if (auto s = driver_override_store(v, data0, path); !s) return s;
+    set(path, v);
     return Status::success();
   }
   if (starts(path, "/sys/bus/pci/drivers/") && (ends(path, "/unbind") || ends(path, "/bind"))) {
@@ -336,12 +392,12 @@ Status FakeKernel::on_write(const std::string& path, std::string_view data0, con
     if (!pci_.count(data)) return err(ENODEV, "no such device " + data, path);
     if (ends(path, "/unbind")) {
       if (pci_[data].driver != drv) return err(ENODEV, data + " is not bound to " + drv, path);
-      if (drv == "nvidia" && nvidia_busy(data)) return hang(clock_, guard, path);
+      if (drv == "nvidia" && nvidia_busy(data)) return hang(clock_, guard, path, next_writer_pid_++);
       unbind(data);
       return Status::success();
     }
     if (!pci_[data].driver.empty()) return err(EBUSY, data + " already bound", path);
-    std::string ov = trim(fs_.nodes().at(dev_dir(data) + "/driver_override").data);
+    std::string ov = override_of(fs_.nodes().at(dev_dir(data) + "/driver_override").data);
     if (ov == "(null)") ov.clear();
     if ((!ov.empty() && ov != drv) || (ov.empty() && pci_[data].native_driver != drv))
       return err(ENODEV, drv + " does not match " + data, path);
@@ -443,6 +499,8 @@ int FakeKernel::spawn(const DetachedSpec& spec) {
 
 void FakeKernel::add_user_process(const FakeProcess& p, unsigned uid, std::vector<std::string> environ) {
   identity_[p.pid] = {uid, std::move(environ)};
+  // Its start time follows the fake clock: a pid reused later has another one.
+  start_times_[p.pid] = std::to_string(clock_.now_ms() / 10);
   procs_[p.pid] = p;
   write_proc(p);
 }

@@ -22,6 +22,12 @@ struct FileInfo {
   long long size = 0;
 };
 
+// A file read through one descriptor: its bytes and what fstat() said about that descriptor.
+struct OpenedFile {
+  std::string content;
+  FileInfo info;
+};
+
 class Fs {
  public:
   virtual ~Fs() = default;
@@ -31,8 +37,15 @@ class Fs {
   // Like `echo -n data > path`: one open and one write(2), no truncation games. For sysfs attributes.
   virtual Status write(const std::string& path, std::string_view data) = 0;
   // A write into the kernel that may block for ever (driver unbind/probe): done where the deadline
-  // can still fire. On expiry returns an Error with timed_out set; the write may still complete later.
+  // can still fire. On expiry returns an Error with timed_out set; when the write had started
+  // (a writer was still in the kernel) also may_complete and pending_pid: the write may still
+  // land later, the caller must check the real state. A deadline already expired starts nothing:
+  // timed_out without may_complete.
   virtual Status write_guarded(const std::string& path, std::string_view data, const Deadline& d) = 0;
+  // A file that root trusts (profile, global config): opened without following a symlink in the
+  // last component (a link is refused with ELOOP), read, and described by fstat() of that same
+  // descriptor, so the checked file is the read file. Regular files only (else EINVAL).
+  virtual Result<OpenedFile> read_nofollow(const std::string& path) = 0;
   // Raw target of a symlink.
   virtual Result<std::string> readlink(const std::string& path) = 0;
   // Absolute host path with every link resolved (realpath), still relative to the root.
@@ -72,5 +85,9 @@ std::string read_attr(Fs& fs, const std::string& path, const std::string& fallba
 std::string link_name(Fs& fs, const std::string& path);
 std::string basename_of(std::string_view path);
 std::string dirname_of(std::string_view path);
+// Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), "" when there is no such
+// process or it has exited (a zombie). With the pid it names one process for good: a pid can be
+// reused, this pair cannot.
+std::string start_time_of(Fs& fs, int pid);
 
 }  // namespace gpuhook

@@ -38,4 +38,22 @@ std::string link_name(Fs& fs, const std::string& path) {
   return basename_of(*r);
 }
 
+std::string start_time_of(Fs& fs, int pid) {
+  if (pid <= 0) return "";
+  auto st = fs.read("/proc/" + std::to_string(pid) + "/stat");
+  if (!st) return "";
+  // "pid (comm) state ppid ...": comm may hold spaces and parentheses; fields follow the last ')'.
+  size_t rp = st->rfind(')');
+  if (rp == std::string::npos) return "";
+  size_t i = rp + 1;
+  if (i + 1 < st->size() && ((*st)[i + 1] == 'Z' || (*st)[i + 1] == 'X')) return "";  // it has exited
+  for (int field = 3; i < st->size(); ++field) {
+    while (i < st->size() && (*st)[i] == ' ') ++i;
+    size_t b = i;
+    while (i < st->size() && (*st)[i] != ' ' && (*st)[i] != '\n') ++i;
+    if (field == 22) return b < i ? st->substr(b, i - b) : "";
+  }
+  return "";
+}
+
 }  // namespace gpuhook

@@ -14,7 +14,13 @@ namespace gpuhook {
 class Signals {
  public:
   virtual ~Signals() = default;
+  // kill(2) by pid alone: only for a process of our own (a child we started and have not reaped).
   virtual Status kill(int pid, int sig) = 0;
+  // Signals the process with this pid AND this start time (start_time_of: field 22 of
+  // /proc/<pid>/stat), never another one that reused the pid: the real one pins the process with
+  // a pidfd, checks the start time, and signals through the pidfd. True when it was signalled,
+  // false when that process no longer exists (gone, or its pid now names another process).
+  virtual Result<bool> signal_process(int pid, const std::string& start_time, int sig) = 0;
   virtual int self_pid() = 0;
 };
 

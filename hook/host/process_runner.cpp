@@ -1,10 +1,14 @@
 // The one file that uses Boost.Process (v2, Boost 1.81). Programs are started from an argv (never
 // a shell) in their own process group, with stdin from /dev/null, stdout and stderr on pipes that
-// we drain, and a minimal environment. At the deadline the whole group is killed.
+// we drain, and a minimal environment. At the deadline the whole group is killed. No exception
+// leaves run(): whatever Boost throws (a program that cannot be executed: no `#!`, a directory, a
+// missing interpreter; a pipe or fork failure) becomes an Error naming the program. A deadline
+// already expired starts nothing (timed_out).
 #define BOOST_PROCESS_USE_STD_FS 1
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -51,18 +55,24 @@ class ProcessRunner : public Runner {
   Result<int> spawn_detached(const DetachedSpec& spec) override;
 
  private:
+  // A regular file we may execute (access() alone says yes to a directory).
+  static bool executable(const std::string& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0;
+  }
+  Result<RunResult> run_checked(const std::vector<std::string>& argv, const Deadline& d);
   static std::filesystem::path find(const std::string& name) {
     if (name.empty()) return {};
     // A path must be absolute: never relative to whatever directory the hook runs in.
     if (name.find('/') != std::string::npos)
-      return name[0] == '/' && ::access(name.c_str(), X_OK) == 0 ? std::filesystem::path(name) : std::filesystem::path();
+      return name[0] == '/' && executable(name) ? std::filesystem::path(name) : std::filesystem::path();
     std::string_view path = kPath;
     while (!path.empty()) {
       auto c = path.find(':');
       std::string dir(path.substr(0, c));
       path = c == std::string_view::npos ? std::string_view() : path.substr(c + 1);
       std::string cand = dir + "/" + name;
-      if (::access(cand.c_str(), X_OK) == 0) return cand;
+      if (executable(cand)) return cand;
     }
     return {};
   }
@@ -88,7 +98,27 @@ struct Drain {
 };
 
 Result<RunResult> ProcessRunner::run(const std::vector<std::string>& argv, const Deadline& d) {
-  if (argv.empty()) return Error{"cannot run an empty command", "", "", EINVAL, false, false, 0, false, ""};
+  if (argv.empty()) return sys_error("cannot run an empty command", "argv", EINVAL);
+  auto failed = [&](const std::string& why, int code) {
+    Error e;
+    e.what = "cannot run " + argv[0];
+    e.why = why;
+    e.hint = "check that it is an executable program (a script needs its #! line and interpreter)";
+    e.code = code;
+    return e;
+  };
+  try {
+    return run_checked(argv, d);
+  } catch (const boost::system::system_error& x) {
+    return failed(x.code().message(), x.code().category() == boost::system::system_category() ? x.code().value() : 0);
+  } catch (const std::exception& x) {
+    return failed(x.what(), 0);
+  } catch (...) {
+    return failed("unknown failure while starting it", 0);
+  }
+}
+
+Result<RunResult> ProcessRunner::run_checked(const std::vector<std::string>& argv, const Deadline& d) {
   auto exe = find(argv[0]);
   if (exe.empty()) {
     Error e;
@@ -99,6 +129,11 @@ Result<RunResult> ProcessRunner::run(const std::vector<std::string>& argv, const
     e.hint = "install it, or give its absolute path";
     e.code = ENOENT;
     return e;
+  }
+  if (d.expired()) {
+    RunResult r;  // no time to run it: it is not started (the fakes do the same)
+    r.timed_out = true;
+    return r;
   }
   asio::io_context ctx;
   Drain out(ctx), err(ctx);

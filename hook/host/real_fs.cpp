@@ -1,8 +1,27 @@
+// RealFs, RealClock, RealSignals, RealLocker: the host itself. Every Fs path is resolved under the
+// root (--root); signals and locks act on this machine.
+//
+// Guarded writes (write_guarded) run in one writer process per RealFs (per event), forked at the
+// first guarded write: stdio on /dev/null, every other inherited descriptor closed (close_range),
+// then open+write for each request, answered over a socket the hook polls with the deadline. At
+// the deadline a writer still in the kernel is SIGKILLed (a writer in D state stays there) and
+// the Error says timed_out, may_complete and pending_pid; the next write gets a new writer. A
+// deadline already expired starts nothing.
+//
+// Test builds only (GPUHOOK_FAULT_POINTS): GPUHOOK_FAULT=slow-write:<path substring>:<ms> makes
+// the guarded-write child of a path containing the substring sleep <ms> before it opens and
+// writes, and the parent does not SIGKILL that child at the deadline: a driver stuck in D state,
+// whose write completes late. The substring may contain ':' (the number is after the last one).
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <linux/openat2.h>
+#include <poll.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -11,6 +30,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
+#include <cstring>
 
 #include "host/real_host.h"
 
@@ -28,9 +48,42 @@ RealFs::RealFs(std::string root) {
 
 std::string RealFs::host_path(const std::string& path) const { return root_ + path; }
 
+// Under a root (--root) every link is resolved inside it, absolute targets and ".." included, as
+// in a chroot (openat2 RESOLVE_IN_ROOT): the "/sys/devices/..." link of a captured tree stays in
+// the tree. On the live root ("/") a plain open. -1 and errno on failure.
+int RealFs::open_path(const std::string& path, int flags) const {
+  if (root_.empty()) return ::open(path.c_str(), flags | O_CLOEXEC);
+  int rfd = ::open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rfd < 0) return -1;
+  open_how how{};
+  how.flags = static_cast<unsigned long long>(flags | O_CLOEXEC);
+  how.resolve = RESOLVE_IN_ROOT;
+  int fd = static_cast<int>(::syscall(SYS_openat2, rfd, path.c_str(), &how, sizeof how));
+  int e = errno;
+  ::close(rfd);
+  errno = e;
+  return fd;
+}
+
+// The host path of `path` with every link resolved (inside the root), "" and errno on failure.
+std::string RealFs::resolved_host_path(const std::string& path) const {
+  if (root_.empty()) {
+    char buf[PATH_MAX];
+    return ::realpath(path.c_str(), buf) ? std::string(buf) : std::string();
+  }
+  int fd = open_path(path, O_PATH);
+  if (fd < 0) return "";
+  char buf[PATH_MAX];
+  std::string link = "/proc/self/fd/" + std::to_string(fd);
+  ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+  int e = errno;
+  ::close(fd);
+  errno = e;
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
 Result<std::string> RealFs::read(const std::string& path) {
-  std::string p = host_path(path);
-  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  int fd = open_path(path, O_RDONLY | O_NONBLOCK);
   if (fd < 0) return sys_error("cannot read " + path, path, errno);
   std::string out;
   char buf[8192];
@@ -51,8 +104,8 @@ Result<std::string> RealFs::read(const std::string& path) {
 }
 
 Status RealFs::write(const std::string& path, std::string_view data) {
-  std::string p = host_path(path);
-  int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY);
+  // O_TRUNC as the shell's `>`: a regular file holds exactly `data` (sysfs and procfs ignore it).
+  int fd = open_path(path, O_WRONLY | O_TRUNC | O_NOCTTY);
   if (fd < 0) return sys_error("cannot write " + path, path, errno);
   ssize_t n;
   do n = ::write(fd, data.data(), data.size()); while (n < 0 && errno == EINTR);
@@ -62,68 +115,295 @@ Status RealFs::write(const std::string& path, std::string_view data) {
   return Status::success();
 }
 
-// The write happens in a child process whose stdio is /dev/null: if the kernel blocks in the
-// driver's remove() for ever, only that child is stuck, never the hook nor libvirtd's pipes.
-Status RealFs::write_guarded(const std::string& path, std::string_view data, const Deadline& d) {
-  std::string p = host_path(path);
-  std::string buf(data);
+namespace {
+
+#ifdef GPUHOOK_FAULT_POINTS
+// GPUHOOK_FAULT=slow-write:<path substring>:<ms> (test builds only): see the opening comment.
+long slow_write_ms(const std::string& path) {
+  const char* f = std::getenv("GPUHOOK_FAULT");
+  if (!f) return 0;
+  std::string spec = f;
+  const std::string pre = "slow-write:";
+  if (spec.compare(0, pre.size(), pre) != 0) return 0;
+  auto colon = spec.rfind(':');
+  if (colon < pre.size()) return 0;
+  std::string sub = spec.substr(pre.size(), colon - pre.size());  // sysfs paths hold ':' too
+  long ms = std::atol(spec.c_str() + colon + 1);
+  return (!sub.empty() && path.find(sub) != std::string::npos && ms > 0) ? ms : 0;
+}
+#else
+long slow_write_ms(const std::string&) { return 0; }
+#endif
+
+// In the forked child: every descriptor from `first` up is closed (flock()ed lock files above all:
+// a writer stuck in the kernel must not hold the VM's locks). Async-signal-safe.
+void close_from(unsigned first, long max_fd) {
+  if (::syscall(SYS_close_range, first, ~0U, 0) == 0) return;
+  for (long fd = first; fd < max_fd; ++fd) ::close(static_cast<int>(fd));  // kernels before 5.9
+}
+
+}  // namespace
+
+// The write happens in a child process whose stdio is /dev/null and which holds no other
+// descriptor of ours: if the kernel blocks in the driver's remove() for ever, only that child is
+// stuck, never the hook, libvirtd's pipes or our locks.
+// The writer: one child process per RealFs (one per event), started at the first guarded write,
+// that does the writes it is sent, one at a time, and answers each with its errno. Forking once
+// instead of once per write is what makes a bind cheap (a fork of the hook under emulation costs
+// tens of milliseconds); what a write in the child guarantees stays the same: the hook only ever
+// waits on a socket, with the deadline, never in the kernel.
+//   request:  8 bytes: ms to sleep first (the slow-write fault point), then "<host path>\0<data>"
+//   answer:   an int, the write's errno (0: done)
+namespace {
+constexpr size_t kMaxRequest = 64 * 1024;
+
+[[noreturn]] void writer_loop(int sock) {
+  static char req[kMaxRequest + 16];
+  for (;;) {
+    ssize_t n = ::recv(sock, req, sizeof req, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 8) ::_exit(0);  // the hook closed its end (or is gone): nothing more to write
+    long slow_ms = 0;
+    std::memcpy(&slow_ms, req, sizeof slow_ms);
+    const char* path = req + 8;
+    size_t plen = ::strnlen(path, static_cast<size_t>(n) - 8);
+    int err = EINVAL;
+    if (plen < static_cast<size_t>(n) - 8) {
+      const char* data = path + plen + 1;
+      size_t dlen = static_cast<size_t>(n) - 8 - plen - 1;
+      if (slow_ms > 0) {
+        timespec ts{static_cast<time_t>(slow_ms / 1000), (slow_ms % 1000) * 1000000L};
+        while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+      }
+      int fd = ::open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
+      if (fd < 0) {
+        err = errno;
+      } else {
+        ssize_t w;
+        do w = ::write(fd, data, dlen); while (w < 0 && errno == EINTR);
+        err = w < 0 ? errno : 0;
+        ::close(fd);
+      }
+    }
+    while (::send(sock, &err, sizeof err, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+    }
+  }
+}
+}  // namespace
+
+RealFs::~RealFs() { stop_writer(); }
+
+// Ends an idle writer: it sees the closed socket and exits; reaped with a short bound.
+void RealFs::stop_writer() {
+  if (writer_fd_ >= 0) ::close(writer_fd_);
+  writer_fd_ = -1;
+  if (writer_pid_ > 0) {
+    pid_t pid = writer_pid_;
+    auto reaped = [&] {
+      pid_t r = ::waitpid(pid, nullptr, WNOHANG);
+      return r == pid || (r < 0 && errno == ECHILD);
+    };
+    RealClock c;
+    wait_until(Deadline(c, 200), reaped);
+  }
+  writer_pid_ = -1;
+}
+
+Status RealFs::start_writer(const std::string& path) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    return sys_error("cannot start the writer for " + path, path, errno);
+  rlimit rl{};
+  long max_fd = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (1u << 20)
+                    ? static_cast<long>(rl.rlim_cur)
+                    : 65536;
   pid_t pid = ::fork();
-  if (pid < 0) return sys_error("cannot fork for a write to " + path, path, errno);
+  if (pid < 0) {
+    int e = errno;
+    ::close(sv[0]);
+    ::close(sv[1]);
+    return sys_error("cannot fork the writer for " + path, path, e);
+  }
   if (pid == 0) {
+    // stdio on /dev/null, its socket on fd 3, every other inherited descriptor closed: never
+    // libvirtd's pipes, never the hook's flock()ed lock files.
     int nul = ::open("/dev/null", O_RDWR);
-    if (nul >= 0) { ::dup2(nul, 0); ::dup2(nul, 1); ::dup2(nul, 2); }
-    int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) ::_exit(errno & 0xff);
-    ssize_t n;
-    do n = ::write(fd, buf.data(), buf.size()); while (n < 0 && errno == EINTR);
-    ::_exit(n < 0 ? (errno & 0xff) : 0);
+    if (nul >= 0) {
+      ::dup2(nul, 0);
+      ::dup2(nul, 1);
+      ::dup2(nul, 2);
+    }
+    if (::dup2(sv[1], 3) != 3) ::_exit(1);  // dup2 clears close-on-exec; nothing is exec'ed anyway
+    close_from(4, max_fd);
+    writer_loop(3);
   }
-  int status = 0;
-  bool done = wait_until(d, [&] {
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
-    return r == pid || (r < 0 && errno == ECHILD);
-  });
-  if (!done) {
-    ::kill(pid, SIGKILL);  // may stay in the kernel (D state); it holds nothing of ours
-    Error e;
-    e.what = "writing '" + trim(data) + "' to " + path + " did not finish";
-    e.why = "the kernel is still blocked in the write after the deadline";
-    e.timed_out = true;
-    return e;
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-    return sys_error("cannot write '" + trim(data) + "' to " + path, path, WEXITSTATUS(status));
-  if (!WIFEXITED(status)) {
-    Error e;
-    e.what = "writing '" + trim(data) + "' to " + path + " was interrupted";
-    return e;
-  }
+  ::close(sv[1]);
+  writer_fd_ = sv[0];
+  writer_pid_ = pid;
   return Status::success();
 }
 
+Status RealFs::write_guarded(const std::string& path, std::string_view data, const Deadline& d) {
+  if (d.expired()) {
+    // Nothing is started: a write begun now could only be abandoned at once and land later.
+    Error e;
+    e.what = "writing '" + trim(data) + "' to " + path + " was not started";
+    e.why = "the deadline had already passed";
+    e.timed_out = true;
+    return e;
+  }
+  // The writer opens by host path with every link already resolved (inside the root).
+  std::string p = resolved_host_path(path);
+  if (p.empty()) return sys_error("cannot write '" + trim(data) + "' to " + path, path, errno);
+  long slow_ms = slow_write_ms(path);
+  std::string req(8, '\0');
+  std::memcpy(req.data(), &slow_ms, sizeof slow_ms);
+  req += p;
+  req += '\0';
+  req.append(data.data(), data.size());
+  if (req.size() > kMaxRequest) return sys_error("cannot write " + std::to_string(data.size()) + " bytes to " + path, path, E2BIG);
+  // Send; a writer that died (killed from outside) is replaced once.
+  for (int attempt = 0;; ++attempt) {
+    if (writer_fd_ < 0)
+      if (auto s = start_writer(path); !s) return s;
+    ssize_t n;
+    do n = ::send(writer_fd_, req.data(), req.size(), MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(req.size())) break;
+    int e = errno;
+    stop_writer();
+    if (attempt == 1) return sys_error("cannot hand a write to " + path + " to the writer", path, e);
+  }
+  // Wait for the answer on the socket, never longer than the deadline.
+  int err = 0;
+  bool answered = false;
+  for (;;) {
+    Millis left = d.remaining();
+    pollfd pfd{writer_fd_, POLLIN, 0};
+    int r = ::poll(&pfd, 1, static_cast<int>(std::min<Millis>(left, 1000)));
+    if (r < 0 && errno == EINTR) continue;
+    if (r > 0) {
+      ssize_t n;
+      do n = ::recv(writer_fd_, &err, sizeof err, 0); while (n < 0 && errno == EINTR);
+      answered = n == static_cast<ssize_t>(sizeof err);
+      break;
+    }
+    if (d.expired()) break;
+  }
+  if (!answered) {
+    // Still in the kernel at the deadline (or the writer died). SIGKILL ends a writer in an
+    // interruptible wait; one in D state stays in the kernel and its write can still land: the
+    // caller must check the real state (may_complete). The slow-write fault point models the D
+    // state: that writer is not killed and completes late. The next write gets a new writer.
+    pid_t pid = writer_pid_;
+    if (writer_fd_ >= 0) ::close(writer_fd_);
+    writer_fd_ = -1;
+    writer_pid_ = -1;
+    auto reaped = [&] {
+      pid_t r = ::waitpid(pid, nullptr, WNOHANG);
+      return r == pid || (r < 0 && errno == ECHILD);
+    };
+    if (slow_ms == 0) {
+      ::kill(pid, SIGKILL);
+      RealClock c;
+      wait_until(Deadline(c, 100), reaped);  // a killed writer is reaped: it no longer looks alive
+    }
+    Error e;
+    e.what = "writing '" + trim(data) + "' to " + path + " did not finish";
+    e.why = "the kernel was still in the write at the deadline (writer pid " + std::to_string(pid) +
+            "); it may still complete";
+    e.timed_out = true;
+    e.may_complete = true;
+    e.pending_pid = static_cast<int>(pid);
+    return e;
+  }
+  if (err != 0) return sys_error("cannot write '" + trim(data) + "' to " + path, path, err);
+  return Status::success();
+}
+
+Result<OpenedFile> RealFs::read_nofollow(const std::string& path) {
+  int fd = open_path(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    int e = errno;
+    Error err = sys_error("cannot read " + path, path, e);
+    if (e == ELOOP) err.why = path + " is a symbolic link";
+    return err;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    return sys_error("cannot read " + path, path, e);
+  }
+  OpenedFile f;
+  f.info.type = S_ISREG(st.st_mode) ? FileType::regular : S_ISDIR(st.st_mode) ? FileType::directory : FileType::other;
+  f.info.mode = st.st_mode & 07777;
+  f.info.uid = st.st_uid;
+  f.info.gid = st.st_gid;
+  f.info.size = st.st_size;
+  if (f.info.type != FileType::regular) {
+    ::close(fd);
+    Error err = sys_error("cannot read " + path, path, EINVAL);
+    err.why = path + " is not a regular file";
+    return err;
+  }
+  char buf[8192];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      return sys_error("cannot read " + path, path, e);
+    }
+    if (n == 0) break;
+    f.content.append(buf, static_cast<size_t>(n));
+    if (f.content.size() > (16u << 20)) break;
+  }
+  ::close(fd);
+  return f;
+}
+
 Result<std::string> RealFs::readlink(const std::string& path) {
-  std::string p = host_path(path);
   char buf[PATH_MAX];
-  ssize_t n = ::readlink(p.c_str(), buf, sizeof buf - 1);
+  ssize_t n;
+  if (root_.empty()) {
+    n = ::readlink(path.c_str(), buf, sizeof buf - 1);
+  } else {
+    int fd = open_path(path, O_PATH | O_NOFOLLOW);
+    if (fd < 0) return sys_error("cannot read link " + path, path, errno);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISLNK(st.st_mode)) {
+      ::close(fd);
+      return sys_error("cannot read link " + path, path, EINVAL);
+    }
+    n = ::readlinkat(fd, "", buf, sizeof buf - 1);
+    int e = errno;
+    ::close(fd);
+    errno = e;
+  }
   if (n < 0) return sys_error("cannot read link " + path, path, errno);
   return std::string(buf, static_cast<size_t>(n));
 }
 
 Result<std::string> RealFs::canonical(const std::string& path) {
-  std::string p = host_path(path);
-  char buf[PATH_MAX];
-  if (!::realpath(p.c_str(), buf)) return sys_error("cannot resolve " + path, path, errno);
-  std::string r = buf;
-  // Absolute links inside a captured tree point at host paths; strip the root back off.
+  std::string r = resolved_host_path(path);
+  if (r.empty()) return sys_error("cannot resolve " + path, path, errno);
+  // Resolved inside the root: strip it back off.
   if (!root_.empty() && r.compare(0, root_.size(), root_) == 0) r = r.substr(root_.size());
   if (r.empty()) r = "/";
   return r;
 }
 
 Result<std::vector<std::string>> RealFs::list(const std::string& path) {
-  std::string p = host_path(path);
-  DIR* d = ::opendir(p.c_str());
-  if (!d) return sys_error("cannot list " + path, path, errno);
+  int fd = open_path(path, O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return sys_error("cannot list " + path, path, errno);
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    int e = errno;
+    ::close(fd);
+    return sys_error("cannot list " + path, path, e);
+  }
   std::vector<std::string> names;
   while (dirent* e = ::readdir(d)) {
     std::string n = e->d_name;
@@ -135,10 +415,16 @@ Result<std::vector<std::string>> RealFs::list(const std::string& path) {
 }
 
 FileInfo RealFs::stat(const std::string& path, bool follow) {
-  std::string p = host_path(path);
   struct stat st {};
   FileInfo fi;
-  int r = follow ? ::stat(p.c_str(), &st) : ::lstat(p.c_str(), &st);
+  int r;
+  if (root_.empty()) {
+    r = follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st);
+  } else {
+    int fd = open_path(path, O_PATH | (follow ? 0 : O_NOFOLLOW));
+    r = fd < 0 ? -1 : ::fstat(fd, &st);
+    if (fd >= 0) ::close(fd);
+  }
   if (r != 0) return fi;
   if (S_ISREG(st.st_mode)) fi.type = FileType::regular;
   else if (S_ISDIR(st.st_mode)) fi.type = FileType::directory;
@@ -163,11 +449,15 @@ Status RealFs::make_dirs(const std::string& path, unsigned mode) {
     std::string p = host_path(cur);
     struct stat st {};
     if (::lstat(p.c_str(), &st) == 0) {
-      if (S_ISLNK(st.st_mode) && cur.rfind("/run/gpuhook", 0) == 0)
-        return sys_error("refusing a symlink in a state path", cur, ELOOP);
+      if (S_ISLNK(st.st_mode)) return sys_error("refusing a symlink in a state path", cur, ELOOP);
+      if (!S_ISDIR(st.st_mode)) return sys_error("cannot create " + path, cur, ENOTDIR);
       continue;
     }
-    if (::mkdir(p.c_str(), mode) != 0 && errno != EEXIST) return sys_error("cannot create " + cur, cur, errno);
+    if (::mkdir(p.c_str(), mode) != 0) {
+      if (errno != EEXIST) return sys_error("cannot create " + cur, cur, errno);
+    } else {
+      ::chmod(p.c_str(), mode);  // exactly `mode`, whatever the umask
+    }
   }
   return Status::success();
 }
@@ -280,6 +570,36 @@ Status RealSignals::kill(int pid, int sig) {
   if (::kill(pid, sig) != 0 && errno != ESRCH)
     return sys_error("cannot signal process " + std::to_string(pid), "kill", errno);
   return Status::success();
+}
+
+Result<bool> RealSignals::signal_process(int pid, const std::string& start_time, int sig) {
+  if (pid <= 1) return sys_error("refusing to signal pid " + std::to_string(pid), "kill", EPERM);
+  if (start_time.empty()) {
+    Error e = sys_error("refusing to signal process " + std::to_string(pid), "kill", EINVAL);
+    e.why = "its start time is unknown, so a reused pid could not be told apart";
+    return e;
+  }
+  // Pin the process first: from here on the pidfd names this process even if it exits and its
+  // pid is reused. Then make sure it is the one we mean, and signal through the pidfd.
+  // Raw syscalls: glibc 2.36's <sys/pidfd.h> lacks extern "C" and does not link from C++.
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) {
+    if (errno == ESRCH) return false;
+    return sys_error("cannot signal process " + std::to_string(pid), "pidfd_open", errno);
+  }
+  RealFs live("/");
+  if (start_time_of(live, pid) != start_time) {
+    ::close(fd);
+    return false;  // gone (or a zombie), or the pid now names another process
+  }
+  int r = static_cast<int>(::syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0));
+  int e = errno;
+  ::close(fd);
+  if (r != 0) {
+    if (e == ESRCH) return false;
+    return sys_error("cannot signal process " + std::to_string(pid), "pidfd_send_signal", e);
+  }
+  return true;
 }
 
 int RealSignals::self_pid() { return static_cast<int>(::getpid()); }

@@ -11,9 +11,13 @@ namespace gpuhook {
 class RealFs : public Fs {
  public:
   explicit RealFs(std::string root = "/");
+  ~RealFs() override;
+  RealFs(const RealFs&) = delete;
+  RealFs& operator=(const RealFs&) = delete;
   Result<std::string> read(const std::string& path) override;
   Status write(const std::string& path, std::string_view data) override;
   Status write_guarded(const std::string& path, std::string_view data, const Deadline& d) override;
+  Result<OpenedFile> read_nofollow(const std::string& path) override;
   Result<std::string> readlink(const std::string& path) override;
   Result<std::string> canonical(const std::string& path) override;
   Result<std::vector<std::string>> list(const std::string& path) override;
@@ -26,7 +30,16 @@ class RealFs : public Fs {
   std::string host_path(const std::string& path) const;  // root + path
 
  private:
+  int open_path(const std::string& path, int flags) const;
+  std::string resolved_host_path(const std::string& path) const;
+
+ private:
   std::string root_;  // without trailing slash; "" for "/"
+  // The writer process of write_guarded (real_fs.cpp), -1 until the first guarded write.
+  Status start_writer(const std::string& path);
+  void stop_writer();
+  int writer_fd_ = -1;
+  int writer_pid_ = -1;
 };
 
 class RealClock : public Clock {
@@ -39,6 +52,7 @@ class RealClock : public Clock {
 class RealSignals : public Signals {
  public:
   Status kill(int pid, int sig) override;
+  Result<bool> signal_process(int pid, const std::string& start_time, int sig) override;
   int self_pid() override;
 };
 

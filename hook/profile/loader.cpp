@@ -45,8 +45,8 @@ std::string mode_octal(unsigned m) {
   return b;
 }
 
-std::string trust_one(Fs& fs, const std::string& path, bool dir) {
-  FileInfo fi = fs.stat(path, false);
+// `fi` describes `path` without following a link in its last component.
+std::string trust_info(const FileInfo& fi, const std::string& path, bool dir) {
   std::string fix = dir ? "fix: chown root:root " + path + " && chmod 0755 " + path
                         : "fix: chown root:root " + path + " && chmod 0644 " + path;
   if (fi.type == FileType::missing) return "";
@@ -60,6 +60,8 @@ std::string trust_one(Fs& fs, const std::string& path, bool dir) {
            "); root runs what it says (" + fix + ")";
   return "";
 }
+
+std::string trust_one(Fs& fs, const std::string& path, bool dir) { return trust_info(fs.stat(path, false), path, dir); }
 
 }  // namespace
 
@@ -568,9 +570,23 @@ Result<Profile> parse_profile(std::string_view text, const std::string& path, co
 }
 
 namespace {
-// The text of a file root acts on, after the trust checks; "what" names it in errors.
+// The text of a file root acts on, after the trust checks; "what" names it in errors. The file is
+// opened once without following a link (O_NOFOLLOW) and its owner and mode are those of that open
+// descriptor (fstat): what is checked is what is read, no link is followed, and a swap between
+// check and read changes nothing. Its directory is checked by path (lstat): replacing the
+// directory or its entries needs write access to it or to its parent, which these very checks
+// refuse to anyone but root.
 Result<std::string> read_trusted(Fs& fs, const std::string& path, const std::string& what, ConfigErrors* errors) {
-  std::string trust = file_trust_problem(fs, path);
+  auto f = fs.read_nofollow(path);
+  std::string trust;
+  if (f) trust = trust_info(f->info, path, false);
+  else if (f.error().code == ELOOP) trust = trust_info(FileInfo{FileType::symlink}, path, false);
+  else if (f.error().code == EINVAL) trust = trust_info(FileInfo{FileType::other}, path, false);
+  else {
+    errors->lines.push_back(path + ": " + f.error().message());
+    return f.error();
+  }
+  if (trust.empty()) trust = trust_one(fs, dirname_of(path), true);
   if (!trust.empty()) {
     errors->lines.push_back(path + ": refused: " + trust);
     Error e;
@@ -578,9 +594,7 @@ Result<std::string> read_trusted(Fs& fs, const std::string& path, const std::str
     e.why = trust;
     return e;
   }
-  auto text = fs.read(path);
-  if (!text) errors->lines.push_back(path + ": " + text.error().message());
-  return text;
+  return std::move(f->content);
 }
 }  // namespace
 

@@ -60,11 +60,20 @@ std::string verify_claim(StepContext& ctx, const Record& rec) {
   return "";
 }
 
+// After release: the claim file no longer names this VM (another VM may have claimed it since).
+std::string restored_claim(StepContext& ctx, const Record& rec) {
+  std::string addr = field(rec, "address");
+  if (!PciAddress::parse(addr)) return "";
+  if (read_attr(ctx.host.fs, claim_path(ctx.state_dir, addr)) == field(rec, "vm"))
+    return "the claim " + claim_path(ctx.state_dir, addr) + " still names VM " + field(rec, "vm") + " (rm it)";
+  return "";
+}
+
 }  // namespace
 
 std::unique_ptr<Step> make_claim(const std::string& address, const std::string& vm) {
   return std::make_unique<Claim>(address, vm);
 }
-StepKindInfo claim_kind() { return {undo_claim, verify_claim}; }
+StepKindInfo claim_kind() { return {undo_claim, verify_claim, restored_claim}; }
 
 }  // namespace gpuhook

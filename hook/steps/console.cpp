@@ -19,7 +19,9 @@ class VtconUnbind : public Step {
   }
   Status apply(StepContext& ctx, const Record& rec) override {
     if (field(rec, "was_bound") != "1") return Status::success();
-    return ctx.host.fs.write("/sys/class/vtconsole/" + vt_ + "/bind", "0");
+    // The console layer takes the console lock and calls into fbcon: guarded.
+    return ctx.host.fs.write_guarded("/sys/class/vtconsole/" + vt_ + "/bind", "0",
+                                     ctx.deadline.sub(ctx.timeouts.unbind_ms));
   }
 
  private:
@@ -33,7 +35,7 @@ Status undo_vtcon(StepContext& ctx, const Record& rec) {
   if (field(rec, "was_bound") != "1" || !safe_name(vt)) return Status::success();
   std::string p = "/sys/class/vtconsole/" + vt + "/bind";
   if (read_attr(ctx.host.fs, p) == "1") return Status::success();
-  return ctx.host.fs.write(p, "1");
+  return ctx.host.fs.write_guarded(p, "1", ctx.deadline.sub(ctx.timeouts.unbind_ms));
 }
 
 // After release: when a frame buffer console exists again (a DRM driver with fbdev emulation
@@ -89,6 +91,6 @@ std::unique_ptr<Step> make_fb_release(const std::string& d, const std::string& d
   return std::make_unique<FbRelease>(d, drv);
 }
 StepKindInfo vtcon_kind() { return {undo_vtcon, {}, restored_vtcon}; }
-StepKindInfo fb_kind() { return {undo_fb, {}}; }
+StepKindInfo fb_kind() { return {undo_fb, {}, {}}; }
 
 }  // namespace gpuhook

@@ -29,7 +29,9 @@ class Switcheroo : public Step {
       if (c == '\n') c = ';';
     return Record{{"state", state}};
   }
-  Status apply(StepContext& ctx, const Record&) override { return ctx.host.fs.write(kSwitcheroo, "MDIS"); }
+  Status apply(StepContext& ctx, const Record&) override {
+    return ctx.host.fs.write_guarded(kSwitcheroo, "MDIS", ctx.deadline.sub(ctx.timeouts.unbind_ms));
+  }
 };
 
 Status undo_switcheroo(StepContext& ctx, const Record&) {
@@ -39,13 +41,15 @@ Status undo_switcheroo(StepContext& ctx, const Record&) {
     e.hint = "the panel returns to the iGPU at the next reboot";
     return e;
   }
-  return ctx.host.fs.write(kSwitcheroo, "MIGD");
+  return ctx.host.fs.write_guarded(kSwitcheroo, "MIGD", ctx.deadline.sub(ctx.timeouts.unbind_ms));
 }
 
 // ACPI dynamic mux: \<dgpu>.MXDS(1) hands the panel to the dGPU, \<igpu>.MXDS(1) back; MXDS(0)
 // reads the state. Called through the acpi_call module (/proc/acpi/call).
 std::string acpi_call(StepContext& ctx, const std::string& call, Status* st) {
-  auto w = ctx.host.fs.write(kAcpiCall, call);
+  // The ACPI method runs inside the write and can block in the firmware: guarded. acpi_call keeps
+  // the result for any reader, so the writer being another process changes nothing.
+  auto w = ctx.host.fs.write_guarded(kAcpiCall, call, ctx.deadline.sub(ctx.timeouts.unbind_ms));
   if (!w) {
     *st = w;
     return "";
@@ -194,9 +198,9 @@ std::unique_ptr<Step> make_command(const std::string& label, const std::vector<s
                                    const std::vector<std::string>& undo) {
   return std::make_unique<Command>(label, run, undo);
 }
-StepKindInfo switcheroo_kind() { return {undo_switcheroo, {}}; }
-StepKindInfo acpi_mux_kind() { return {undo_acpi_mux, {}}; }
-StepKindInfo ddc_kind() { return {undo_ddc, {}}; }
-StepKindInfo command_kind() { return {undo_command, {}}; }
+StepKindInfo switcheroo_kind() { return {undo_switcheroo, {}, {}}; }
+StepKindInfo acpi_mux_kind() { return {undo_acpi_mux, {}, {}}; }
+StepKindInfo ddc_kind() { return {undo_ddc, {}, {}}; }
+StepKindInfo command_kind() { return {undo_command, {}, {}}; }
 
 }  // namespace gpuhook

@@ -67,7 +67,9 @@ std::vector<Holder> find_holders(Fs& fs, const std::vector<std::pair<std::string
       for (const auto& [node, addr] : nodes) {
         if (*t != node || std::find(seen.begin(), seen.end(), node) != seen.end()) continue;
         seen.push_back(node);
-        out.push_back({pid, read_attr(fs, "/proc/" + p + "/comm", "?"), node, addr});
+        Holder h{pid, read_attr(fs, "/proc/" + p + "/comm", "?"), node, addr, start_time_of(fs, pid)};
+        if (h.start_time.empty()) continue;  // exited while we looked
+        out.push_back(std::move(h));
       }
     }
   }
@@ -127,19 +129,27 @@ class Holders : public Step {
                "or set [host] holders = \"terminate\" to end them on VM start";
       return e;
     }
-    std::vector<int> pids;
+    // Each process by pid and start time: one that exited meanwhile and whose pid was reused by
+    // another is never signalled, nor waited for.
+    std::vector<std::pair<int, std::string>> procs;
     for (const auto& h : found_)
-      if (std::find(pids.begin(), pids.end(), h.pid) == pids.end()) pids.push_back(h.pid);
+      if (std::find(procs.begin(), procs.end(), std::pair{h.pid, h.start_time}) == procs.end())
+        procs.emplace_back(h.pid, h.start_time);
     ctx.log.warn("terminating: " + describe_holders(found_));
-    for (int pid : pids) (void)ctx.host.signals.kill(pid, SIGTERM);
+    auto send = [&](int sig) {
+      for (const auto& [pid, start] : procs)
+        if (auto r = ctx.host.signals.signal_process(pid, start, sig); !r)
+          ctx.log.warn(r.error().message());
+    };
+    send(SIGTERM);
     auto gone = [&] {
-      for (int pid : pids)
-        if (ctx.host.fs.exists("/proc/" + std::to_string(pid) + "/fd")) return false;
+      for (const auto& [pid, start] : procs)
+        if (start_time_of(ctx.host.fs, pid) == start) return false;
       return true;
     };
     Deadline d = ctx.deadline.sub(ctx.timeouts.terminate_ms);
     if (wait_until(d, gone)) return Status::success();
-    for (int pid : pids) (void)ctx.host.signals.kill(pid, SIGKILL);
+    send(SIGKILL);
     Deadline d2 = ctx.deadline.sub(2000);
     if (wait_until(d2, gone)) return Status::success();
     auto left = scan(ctx);
@@ -168,6 +178,6 @@ Status undo_holders(StepContext& ctx, const Record& rec) {
 std::unique_ptr<Step> make_holders(const std::vector<std::string>& addrs, bool terminate, bool nvidia_control) {
   return std::make_unique<Holders>(addrs, terminate, nvidia_control);
 }
-StepKindInfo holders_kind() { return {undo_holders, {}}; }
+StepKindInfo holders_kind() { return {undo_holders, {}, {}}; }
 
 }  // namespace gpuhook

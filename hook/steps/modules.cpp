@@ -8,6 +8,7 @@
 // vfio_pci and vfio_pci_core and stops at vfio, which vfio_iommu_type1 (loaded as vfio's soft
 // dependency) holds, leaving vfio, vfio_iommu_type1, vfio_virqfd, irqbypass and /dev/vfio/vfio
 // behind. Undo removes those too, newest first, when nothing uses them.
+#include "engine/journal.h"
 #include "steps/steps.h"
 #include "sysinfo/kmod.h"
 
@@ -83,7 +84,87 @@ class ModuleLoad : public Step {
   std::string m_, drv_;
 };
 
+// The host's own journal (/run/gpuhook/.host.journal: no VM name starts with '.'): the modules
+// gpuhook loaded that outlived the VM that loaded them, because another VM's devices still used
+// them. Whoever releases last (any VM's release, `gpuhook restore`) unloads them once nothing
+// uses them: a host-wide change always has an owner.
+constexpr const char* kHostJournal = ".host";
+
+// The device (if any) on the driver a module.load record loaded.
+std::string driver_user(StepContext& ctx, const std::string& drv) {
+  const std::string drivers = "/sys/bus/pci/drivers/";
+  if (drv.compare(0, drivers.size(), drivers) != 0 ||
+      !check_journal_name(Record{{"d", drv.substr(drivers.size())}}, "d"))
+    return "";  // not a driver directory: the undo refuses the record
+  if (auto l = ctx.host.fs.list(drv); l)
+    for (const auto& n : *l)
+      if (n.find(':') != std::string::npos) return n;
+  return "";
+}
+
+Status undo_module_load_now(StepContext& ctx, const Record& rec);
+
 Status undo_module_load(StepContext& ctx, const Record& rec) {
+  std::string m = field(rec, "module"), drv = field(rec, "driver_dir");
+  if (field(rec, "was_loaded") == "1" || m.empty()) return Status::success();
+  if (auto s = check_journal_name(rec, "module"); !s) return s;
+  std::string user = driver_user(ctx, drv);
+  if (user.empty() || field(rec, "host_owned") == "1") return undo_module_load_now(ctx, rec);
+  // Another VM's device (or a vfio-pci.ids= binding) uses it: the module becomes the host's, and
+  // the last release unloads it.
+  JournalStore host(ctx.host.fs, ctx.state_dir);
+  auto j = host.load(kHostJournal);
+  if (!j) return j.error();
+  for (const auto& e : j->entries)
+    if (e.kind == "module.load" && field(e.fields, "module") == m) {
+      ctx.log.info("module " + m + " left loaded: " + user + " still uses it; the last release unloads it");
+      return Status::success();  // already the host's
+    }
+  JournalEntry e;
+  e.seq = j->next_seq();
+  e.kind = "module.load";
+  e.phase = "host";
+  e.fields = rec;
+  e.fields["host_owned"] = "1";
+  e.fields["loaded_for"] = ctx.vm;
+  e.done = true;
+  j->vm = kHostJournal;
+  j->entries.push_back(e);
+  if (auto s = host.save(*j); !s) return s;
+  ctx.log.info("module " + m + " left loaded: " + user + " still uses it; the last release unloads it");
+  return Status::success();
+}
+
+Status release_host_modules_impl(StepContext& ctx) {
+  JournalStore host(ctx.host.fs, ctx.state_dir);
+  if (!host.exists(kHostJournal)) return Status::success();
+  auto j = host.load(kHostJournal);
+  if (!j) return j.error();
+  Status result;
+  std::vector<JournalEntry> keep;
+  for (auto it = j->entries.rbegin(); it != j->entries.rend(); ++it) {
+    std::string user = driver_user(ctx, field(it->fields, "driver_dir"));
+    if (!user.empty()) {
+      keep.insert(keep.begin(), *it);
+      continue;
+    }
+    Status s = it->kind == "module.load" ? undo_module_load_now(ctx, it->fields) : Status::success();
+    if (s) {
+      ctx.log.info("module " + field(it->fields, "module") + " (loaded for VM " + field(it->fields, "loaded_for") +
+                   ") unloaded: nothing uses it any more");
+    } else {
+      ctx.log.error("cannot unload module " + field(it->fields, "module") + ": " + s.error().message());
+      if (result) result = s;
+      keep.insert(keep.begin(), *it);
+    }
+  }
+  j->entries = keep;
+  if (j->entries.empty() && j->damaged.empty()) (void)host.remove(kHostJournal);
+  else (void)host.save(*j);
+  return result;
+}
+
+Status undo_module_load_now(StepContext& ctx, const Record& rec) {
   std::string m = field(rec, "module"), drv = field(rec, "driver_dir");
   if (field(rec, "was_loaded") == "1" || m.empty()) return Status::success();
   if (auto s = check_journal_name(rec, "module"); !s) return s;
@@ -203,8 +284,10 @@ std::string verify_module_unload(StepContext& ctx, const Record& rec) {
 std::unique_ptr<Step> make_module_load(const std::string& m, const std::string& driver_dir) {
   return std::make_unique<ModuleLoad>(m, driver_dir);
 }
+Status release_host_modules(StepContext& ctx) { return release_host_modules_impl(ctx); }
+
 std::unique_ptr<Step> make_module_unload(const std::string& m) { return std::make_unique<ModuleUnload>(m); }
-StepKindInfo module_load_kind() { return {undo_module_load, {}}; }
+StepKindInfo module_load_kind() { return {undo_module_load, {}, {}}; }
 StepKindInfo module_unload_kind() { return {undo_module_unload, verify_module_unload, restored_module_unload}; }
 
 }  // namespace gpuhook

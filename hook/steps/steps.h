@@ -20,6 +20,9 @@ std::unique_ptr<Step> make_claim(const std::string& address, const std::string& 
 std::unique_ptr<Step> make_pci_vfio(const std::string& address, const std::string& driver_at_plan = "");
 // module.load: loads a module that was not loaded (vfio-pci); undo unloads it if unused.
 std::unique_ptr<Step> make_module_load(const std::string& module, const std::string& driver_dir);
+// Modules gpuhook loaded that outlived their VM (another VM's devices used them): unloads each
+// that nothing uses now. Every release and restore runs it, under the host lock.
+Status release_host_modules(StepContext& ctx);
 // module.unload: unloads a loaded module (modprobe -r); undo loads it again.
 std::unique_ptr<Step> make_module_unload(const std::string& module);
 // service.stop: stops a systemd unit and waits until it is inactive; undo starts it if it was active.
@@ -78,6 +81,7 @@ struct Holder {
   std::string name;
   std::string node;
   std::string address;
+  std::string start_time;  // start_time_of(pid) when seen: signals reach this process, never a pid reuser
 };
 // The device nodes of one PCI function: its DRM and sound nodes, and for a function on NVIDIA's
 // driver its own /dev/nvidiaN (plus the driver-wide nodes when nvidia_control).

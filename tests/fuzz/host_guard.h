@@ -3,9 +3,8 @@
 //   - numbers every effect gpuhook has on the host (a write, a guarded write, a state-file write,
 //     a removal, a program run), so a test can find "the k-th effect" and fail or hang exactly it,
 //     using the fake kernel's own fault semantics (armed just before that one call);
-//   - models what the real RealFs/ProcessRunner do with a deadline that has already passed: the
-//     guarded write and the program are given no time and report a timeout (FakeFs/FakeRunner
-//     ignore deadlines);
+//   - (a deadline that has already passed starts nothing, in FakeFs/FakeRunner as in RealFs and
+//     ProcessRunner: tests/unit/test_contract_host.cpp holds them to it);
 //   - optionally checks every path and argv against a safety policy (no "..", only the places
 //     gpuhook is meant to write), reporting violations to a callback (the fuzzers abort on them).
 #pragma once
@@ -122,6 +121,7 @@ class GuardFs : public Fs {
   bool* fired = nullptr;                         // set when the injected fault really happened
 
   Result<std::string> read(const std::string& p) override { return fs_.read(p); }
+  Result<OpenedFile> read_nofollow(const std::string& p) override { return fs_.read_nofollow(p); }
   Result<std::string> readlink(const std::string& p) override { return fs_.readlink(p); }
   Result<std::string> canonical(const std::string& p) override { return fs_.canonical(p); }
   Result<std::vector<std::string>> list(const std::string& p) override { return fs_.list(p); }
@@ -139,14 +139,6 @@ class GuardFs : public Fs {
   Status write_guarded(const std::string& p, std::string_view d, const Deadline& dl) override {
     check(p, false);
     arm(Effect::Type::guarded, p);
-    if (dl.expired() && !armed_now_) {
-      // RealFs: the child is forked but the parent waits no time at all.
-      Error e;
-      e.what = "writing '" + trim(d) + "' to " + p + " did not finish";
-      e.why = "the deadline had already passed";
-      e.timed_out = true;
-      return e;
-    }
     return note(fs_.write_guarded(p, d, dl));
   }
   Status write_atomic(const std::string& p, std::string_view d, unsigned mode) override {
@@ -224,11 +216,6 @@ class GuardRunner : public Runner {
       auto r = r_.run(argv, d);
       k_.clear_faults();
       if (fired && r && (r->timed_out || r->err == "injected failure\n")) *fired = true;
-      return r;
-    } else if (d.expired()) {
-      // ProcessRunner: the deadline timer fires at once and the program is killed.
-      RunResult r;
-      r.timed_out = true;
       return r;
     }
     return r_.run(argv, d);

@@ -80,6 +80,7 @@ rk_layout_devices() {
   case $RK_LAYOUT in
     laptop) echo 0000:00:02.0 0000:01:00.0 0000:01:00.1 ;;
     messy) echo 0000:00:02.0 0000:01:00.0 0000:01:00.1 0000:03:01.0 0000:03:02.0 ;;
+    dual) echo 0000:00:02.0 0000:01:00.0 0000:01:00.1 0000:02:00.0 0000:02:00.1 ;;
     single) echo 0000:00:02.0 ;;
   esac
 }
@@ -87,7 +88,7 @@ rk_layout_devices() {
 rk_load_drivers() {
   local mods="bochs"
   case $RK_LAYOUT in
-    laptop) mods="bochs virtio_gpu snd_hda_intel" ;;
+    laptop|dual) mods="bochs virtio_gpu snd_hda_intel" ;;
     messy) mods="bochs virtio_gpu snd_hda_intel e1000" ;;
   esac
   modprobe -a $mods || rk_fail "guest setup: modprobe -a $mods failed"

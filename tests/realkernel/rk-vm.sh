@@ -5,7 +5,8 @@
 # root and reports its result. QEMU runs under `timeout`; the guest console is kept as a log file.
 #
 #   rk-vm.sh --gpuhook BIN --src DIR --name NAME [--layout laptop|messy|single] [--timeout SEC]
-#            [--logdir DIR] [--env KEY=VALUE]... [--expect-fail TEXT] SCENARIO.sh
+#            [--logdir DIR] [--env KEY=VALUE]... [--expect-fail TEXT] [--smp N] SCENARIO.sh
+#   (layouts: laptop|messy|single|dual)
 #
 # Layouts, as the guest's kernel sees them (IOMMU group numbers differ per layout: never assume):
 #   laptop  00:02.0 VGA (bochs-drm, the "iGPU"); behind root port 00:01.0 a two-function "dGPU":
@@ -14,6 +15,9 @@
 #   messy   laptop + root port 00:04.0 -> PCIe-to-PCI bridge holding 03:01.0 secondary-vga and
 #           03:02.0 e1000: a dGPU that shares its group with a NIC (no ACS on the path).
 #   single  one VGA at 00:02.0 (bochs-drm) with the frame buffer console on it.
+#   dual    laptop + a second two-function "dGPU" behind its own root port 00:03.0:
+#           02:00.0 virtio-gpu-pci + 02:00.1 ich9-intel-hda, in an IOMMU group of its own
+#           (two VMs, each with its own GPU, both on vfio-pci).
 #
 # Exit: 0 pass; 1 fail (the failed checks are printed); 77 skipped (QEMU or the kernel image is
 # missing and CI is not "true"). --expect-fail TEXT inverts the verdict for detector tests: exit 0
@@ -22,7 +26,7 @@
 # Cache (initramfs + uncompressed kernel, rebuilt when the kernel or this harness changes):
 #   ${RK_CACHE:-/var/tmp/gpuhook-realkernel}/<kernel>-<harness hash>/
 # Environment: RK_KERNEL (kernel version, default: newest with /boot/vmlinuz-*), RK_SMP (vCPUs,
-# default 1), RK_MEM (MiB, default 1536), RK_KEEP_QUIET=1 (print only the summary).
+# default 1; --smp N wins: a scenario that needs N CPUs), RK_MEM (MiB, default 1536), RK_KEEP_QUIET=1 (print only the summary).
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -41,7 +45,7 @@ while [ $# -gt 0 ]; do
 $2"; shift ;;
     --expect-fail) EXPECT_FAIL=$2; shift ;;
     --smp) SMP_OPT=$2; shift ;;   # guest vCPUs for this scenario (CPU isolation needs 2)
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     -*) echo "rk-vm.sh: unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac
@@ -52,7 +56,7 @@ SCENARIO=$(readlink -f "$1")
 [ -n "$NAME" ] || NAME=$(basename "$SCENARIO" .sh)
 [ -n "$SRC" ] || SRC=$(cd "$HERE/../.." && pwd)
 [ -n "$LOGDIR" ] || LOGDIR=${TMPDIR:-/tmp}/gpuhook-realkernel-logs
-case $LAYOUT in laptop|messy|single) ;; *) echo "rk-vm.sh: unknown layout $LAYOUT" >&2; exit 2 ;; esac
+case $LAYOUT in laptop|messy|single|dual) ;; *) echo "rk-vm.sh: unknown layout $LAYOUT" >&2; exit 2 ;; esac
 
 say() { printf 'realkernel: %s\n' "$*"; }
 # A missing prerequisite skips the test on a developer machine; in CI (CI=true) it fails it.
@@ -157,11 +161,14 @@ cat "$CACHE/initrd.gz" > "$X/initrd"
 # Explicit addresses: the layouts stay the same whatever the harness adds (9p shares at 00:1x).
 DEV="-device VGA,bus=pcie.0,addr=02.0"
 case $LAYOUT in
-  laptop|messy)
+  laptop|messy|dual)
     DEV="$DEV -device pcie-root-port,id=rp1,bus=pcie.0,addr=01.0,slot=1,chassis=1
       -device virtio-gpu-pci,bus=rp1,addr=00.0,multifunction=on
       -audiodev none,id=snd0 -device ich9-intel-hda,id=hda1,bus=rp1,addr=00.1 -device hda-duplex,bus=hda1.0,audiodev=snd0" ;;
 esac
+[ "$LAYOUT" = dual ] && DEV="$DEV -device pcie-root-port,id=rp3,bus=pcie.0,addr=03.0,slot=3,chassis=3
+      -device virtio-gpu-pci,bus=rp3,addr=00.0,multifunction=on
+      -audiodev none,id=snd1 -device ich9-intel-hda,id=hda2,bus=rp3,addr=00.1 -device hda-duplex,bus=hda2.0,audiodev=snd1"
 [ "$LAYOUT" = messy ] && DEV="$DEV -device pcie-root-port,id=rp2,bus=pcie.0,addr=04.0,slot=2,chassis=2
       -device pcie-pci-bridge,id=br1,bus=rp2,addr=00.0 -device secondary-vga,bus=br1,addr=01.0
       -netdev user,id=n0,restrict=on -device e1000,bus=br1,addr=02.0,netdev=n0"

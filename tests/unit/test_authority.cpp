@@ -415,3 +415,103 @@ TEST(ReleaseCheck, ADisplayManagerWhoseServerDiesOnStartIsReportedInTheLogAndSta
 
 }  // namespace
 }  // namespace gpuhook
+
+namespace gpuhook {
+namespace {
+
+// A driver stuck in unbind: the guarded writer is still in the kernel (D state) at its deadline,
+// and its write may land at any time later. Before: rollback assumed it had not happened and
+// deleted the journal; the late unbind then left the GPU with no driver, and nothing knew. Now
+// the step stays journaled while that writer lives; once it is gone, release (or restore) checks
+// the real driver link and gives the GPU back.
+TEST(Authority, AWriteStillInTheKernelKeepsItsStepJournaledUntilItsWriterIsGone) {
+  test::Harness t;
+  build_reference_laptop(t.h);
+  put_profile(t.h, "win11", std::string(test::kLaptopProfile) + "[timeouts]\nunbind = 1\n");
+  auto before = t.h.state();
+  t.h.kernel.fault_write("drivers/snd_hda_intel/unbind", FakeKernel::Fault::late);
+  std::string err;
+  EXPECT_EQ(t.event("win11", "prepare", &err), 1);
+  EXPECT_NE(err.find("rollback was INCOMPLETE"), std::string::npos) << err << t.log.text();
+  ASSERT_TRUE(t.h.fs.exists("/run/gpuhook/win11.journal")) << "the journal outlives the writer\n" << t.log.text();
+  EXPECT_TRUE(t.log.contains("a write of it is still in the kernel")) << t.log.text();
+  // libvirt's release right after: the writer still sleeps in the kernel; the step stays.
+  EXPECT_EQ(t.event("win11", "release"), 0);
+  ASSERT_TRUE(t.h.fs.exists("/run/gpuhook/win11.journal")) << t.log.text();
+  EXPECT_TRUE(t.log.contains("waits for a write still in the kernel")) << t.log.text();
+  // The driver finally returns: the unbind lands, the function is left without a driver.
+  ASSERT_EQ(t.h.kernel.complete_late_writes(), 1);
+  EXPECT_EQ(t.h.kernel.driver_of("0000:01:00.1"), "");
+  // Now the journal is all that knows: the next release gives it back.
+  EXPECT_EQ(t.event("win11", "release"), 0);
+  EXPECT_EQ(t.h.kernel.driver_of("0000:01:00.1"), "snd_hda_intel") << t.log.text();
+  EXPECT_FALSE(t.h.fs.exists("/run/gpuhook/win11.journal")) << t.log.text();
+  EXPECT_EQ(diff_states(before, t.h.state()), "");
+}
+
+}  // namespace
+}  // namespace gpuhook
+
+namespace gpuhook {
+namespace {
+
+// The same during release: the undo's own write (vfio-pci's unbind) is stuck in the kernel. The
+// step stays journaled with that writer, across a second release, until the writer is gone.
+TEST(Authority, AnUndoWriteStillInTheKernelKeepsItsStepJournaledToo) {
+  test::Harness t;
+  build_reference_laptop(t.h);
+  put_profile(t.h, "win11", std::string(test::kLaptopProfile) + "[timeouts]\nunbind = 1\n");
+  auto before = t.h.state();
+  ASSERT_EQ(t.event("win11", "prepare"), 0) << t.log.text();
+  t.h.kernel.fault_write("drivers/vfio-pci/unbind", FakeKernel::Fault::late);
+  EXPECT_EQ(t.event("win11", "release"), 0);
+  ASSERT_TRUE(t.h.fs.exists("/run/gpuhook/win11.journal")) << t.log.text();
+  EXPECT_EQ(t.event("win11", "release"), 0);
+  ASSERT_TRUE(t.h.fs.exists("/run/gpuhook/win11.journal")) << "the writer still sleeps\n" << t.log.text();
+  ASSERT_EQ(t.h.kernel.complete_late_writes(), 1);
+  EXPECT_EQ(t.event("win11", "release"), 0);
+  EXPECT_FALSE(t.h.fs.exists("/run/gpuhook/win11.journal")) << t.log.text();
+  EXPECT_EQ(diff_states(before, t.h.state()), "");
+}
+
+}  // namespace
+}  // namespace gpuhook
+
+namespace gpuhook {
+namespace {
+
+// Two VMs on two GPUs, the second started while the first runs: the first loaded vfio-pci, the
+// second found it loaded. Before: the first's release left vfio-pci loaded (the second's devices
+// used it) and the second's release had no record of it: loaded for good, owned by nobody (found
+// by realkernel-16). Now the module becomes the host's (/run/gpuhook/.host.journal) and the last
+// release unloads it: the host ends exactly as before both VMs.
+TEST(Authority, AModuleLoadedForOneVmAndUsedByAnotherIsUnloadedByTheLastRelease) {
+  test::Harness t;
+  build_reference_laptop(t.h);
+  t.h.fs.put_dir("/sys/devices/pci0000:00/0000:00:03.0");
+  t.h.kernel.add_bridge("0000:00:03.0", 7);
+  t.h.kernel.add_pci({"0000:02:00.0", "10de", "2484", "10de", "146b", "030000", "nvidia", "nvidia", 7, false,
+                      "/sys/devices/pci0000:00/0000:00:03.0"});
+  const char* prof = "[gpu]\naddress = \"%s\"\n[host]\nstop_services = [\"nvidia-persistenced.service\"]\n";
+  char a[256], b[256];
+  std::snprintf(a, sizeof a, prof, "0000:01:00.0");
+  std::snprintf(b, sizeof b, prof, "0000:02:00.0");
+  put_profile(t.h, "a", a);
+  put_profile(t.h, "b", b);
+  auto before = t.h.state();
+  ASSERT_EQ(t.event("a", "prepare"), 0) << t.log.text();
+  ASSERT_EQ(t.event("b", "prepare"), 0) << t.log.text();
+  ASSERT_TRUE(t.h.kernel.module_loaded("vfio_pci"));
+  EXPECT_EQ(t.event("a", "release"), 0);
+  EXPECT_EQ(t.h.kernel.driver_of("0000:01:00.0"), "nvidia");
+  EXPECT_EQ(t.h.kernel.driver_of("0000:02:00.0"), "vfio-pci") << "b keeps its GPU";
+  EXPECT_TRUE(t.h.kernel.module_loaded("vfio_pci")) << "b's devices use it";
+  EXPECT_TRUE(t.h.fs.exists("/run/gpuhook/.host.journal")) << t.log.text();
+  EXPECT_EQ(t.event("b", "release"), 0);
+  EXPECT_FALSE(t.h.kernel.module_loaded("vfio_pci")) << t.log.text();
+  EXPECT_FALSE(t.h.fs.exists("/run/gpuhook/.host.journal"));
+  EXPECT_EQ(diff_states(before, t.h.state()), "") << t.log.text();
+}
+
+}  // namespace
+}  // namespace gpuhook

@@ -5,6 +5,8 @@
 //               its record's reads included), one run per effect
 //   hang        each effect hangs past its deadline (the fake kernel's hang; an expired deadline
 //               then makes later guarded writes and programs time out, as RealFs/ProcessRunner do)
+//   late        a guarded write's writer stays in the kernel past its deadline (D state) and its
+//               write lands after libvirt's release; a second release must still restore
 //   kill<       the hook is killed just before the step's change (after its journal record)
 //   kill>       the hook is killed just after the step's change
 //   kill@rb     the step fails, and the hook is killed at the first undo of the rollback
@@ -356,7 +358,7 @@ struct Cell {
   }
 };
 
-const char* kColumns[] = {"error", "hang", "kill<", "kill>", "kill@rb", "kill@rel", "err@rel"};
+const char* kColumns[] = {"error", "hang", "late", "kill<", "kill>", "kill@rb", "kill@rel", "err@rel"};
 
 TEST(FaultMatrix, EveryFaultAtEveryStepInEveryModeIsRestoredByRelease) {
   std::string report;
@@ -399,6 +401,22 @@ TEST(FaultMatrix, EveryFaultAtEveryStepInEveryModeIsRestoredByRelease) {
                           test::effect_type_name(type) + " " + effects[k].target + "), " +
                           (stop.empty() ? "VM started anyway" : stop) + (rel.empty() ? "" : ", release " + rel));
         }
+      }
+      // late: a guarded write whose writer stays in the kernel past its deadline and lands later
+      // (a driver stuck in unbind). Release right after, the write lands, release again.
+      for (size_t k = st.first; k < st.last; ++k) {
+        if (effects[k].type != Effect::Type::guarded) continue;
+        VmRun r(sc);
+        r.g.inject(static_cast<int>(k), Fault::late);
+        std::string stop = r.start_vm();
+        r.g.inject(-1, Fault::late);
+        std::string rel1 = r.release();
+        int landed = r.h.kernel.complete_late_writes();
+        std::string rel2 = r.release();
+        check(r, cells[si]["late"], "late write at effect " + std::to_string(k) + " (" + effects[k].target + "), " +
+                                        (stop.empty() ? "VM started anyway" : stop) + ", " + std::to_string(landed) +
+                                        " write(s) landed between two releases" + (rel1.empty() ? "" : ", release " + rel1) +
+                                        (rel2.empty() ? "" : ", release " + rel2));
       }
       // kills around the change
       for (const char* point : {"before-apply", "after-apply"}) {

@@ -190,3 +190,43 @@ TEST(RealLocker, ASecondProcessWaitsForTheLockAndGivesUpAtItsDeadline) {
 
 }  // namespace
 }  // namespace gpuhook
+
+namespace gpuhook {
+namespace {
+
+std::vector<std::string> children_of_self() {
+  std::ifstream in("/proc/self/task/" + std::to_string(::getpid()) + "/children");
+  std::vector<std::string> v;
+  std::string pid;
+  while (in >> pid) v.push_back(pid);
+  return v;
+}
+
+// One writer process per RealFs (per event), not one fork per write: the writes of a whole
+// prepare go through the same child, which ends with the RealFs. (The fork per write was most
+// of a bind's cost under emulation: issue 14.)
+TEST(RealFsWriter, OneWriterForManyGuardedWritesGoneWithTheFs) {
+  ASSERT_TRUE(children_of_self().empty()) << "the test starts with no child";
+  TempDir t;
+  RealClock clock;
+  {
+    RealFs fs(t.dir.string());
+    for (int i = 0; i < 5; ++i) {
+      std::ofstream(t.dir / ("a" + std::to_string(i))) << "";
+      ASSERT_TRUE(fs.write_guarded("/a" + std::to_string(i), "x" + std::to_string(i), Deadline(clock, 5000)).ok());
+      EXPECT_EQ(*fs.read("/a" + std::to_string(i)), "x" + std::to_string(i));
+    }
+    auto kids = children_of_self();
+    EXPECT_EQ(kids.size(), 1u) << "five guarded writes, one writer";
+    // A failed write is an answer, not a lost writer.
+    std::filesystem::create_directory(t.dir / "d");
+    auto s = fs.write_guarded("/d", "x", Deadline(clock, 5000));
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().code, EISDIR) << s.error().message();
+    EXPECT_EQ(children_of_self(), kids) << "the same writer";
+  }
+  EXPECT_TRUE(children_of_self().empty()) << "the writer ends with its RealFs";
+}
+
+}  // namespace
+}  // namespace gpuhook
