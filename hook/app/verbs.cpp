@@ -165,6 +165,7 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
     bool journal = false;
     std::vector<std::pair<std::string, std::string>> devices;  // address, driver now
     std::vector<std::string> issues;
+    std::vector<std::string> in_force;  // tuning and Looking Glass steps of the journal
     std::string busy;  // an event holds the VM's lock: not compared now
   };
   std::vector<Row> rows;
@@ -209,6 +210,8 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
     if (j && !j->entries.empty()) {
       r.journal = true;
       for (const auto& e : j->entries)
+        if (auto t = tuning_in_force(e.kind, e.fields); !t.empty()) r.in_force.push_back(t);
+      for (const auto& e : j->entries)
         if (e.kind == "pci.vfio") {
           std::string a = e.fields.count("address") ? e.fields.at("address") : "";
           auto d = pci.device(a);
@@ -235,6 +238,8 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
       for (size_t k = 0; k < r.devices.size(); ++k)
         out << (k ? "," : "") << "{\"address\":" << json_str(r.devices[k].first)
             << ",\"driver\":" << json_str(r.devices[k].second) << "}";
+      out << "],\"in_force\":[";
+      for (size_t k = 0; k < r.in_force.size(); ++k) out << (k ? "," : "") << json_str(r.in_force[k]);
       out << "],\"issues\":[";
       for (size_t k = 0; k < r.issues.size(); ++k) out << (k ? "," : "") << json_str(r.issues[k]);
       out << "],\"busy\":" << (r.busy.empty() ? "null" : json_str(r.busy)) << "}";
@@ -256,6 +261,7 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
         << (r.profile_gpu.empty() ? "" : ", profile GPU " + r.profile_gpu) << "\n";
     if (!r.busy.empty()) out << "  an event is running, not compared now: " << r.busy << "\n";
     for (const auto& [a, d] : r.devices) out << "  " << a << " now on " << d << "\n";
+    for (const auto& t : r.in_force) out << "  in force: " << t << "\n";
     for (const auto& i : r.issues) out << "  ! " << i << "\n";
   }
   if (problems)

@@ -211,7 +211,7 @@ class LgClient : public Step {
     std::string start = process_start_time(fs, *pid);
     auto w = fs.write_atomic(field(rec, "pidfile"), std::to_string(*pid) + " " + start + "\n", 0600);
     if (!w) {
-      (void)ctx.host.signals.kill(*pid, SIGKILL);
+      (void)ctx.host.signals.signal_process(*pid, start, SIGKILL);
       return w.error();
     }
     // A client that dies at once is reported, not a reason to stop the VM.
@@ -262,11 +262,13 @@ Status stop_pid(StepContext& ctx, const Record& rec) {
   int pid = 0;
   char start[32] = {0};
   if (std::sscanf(txt->c_str(), "%d %31s", &pid, start) != 2 || pid <= 1) return fs.remove(pf);
+  // Signalled only as that pid with that start time (Signals::signal_process: a pidfd on the
+  // real host), never a process that reused the pid.
   if (same_process_alive(fs, pid, start)) {
-    (void)ctx.host.signals.kill(pid, SIGTERM);
+    (void)ctx.host.signals.signal_process(pid, start, SIGTERM);
     Deadline d = ctx.deadline.sub(ctx.timeouts.terminate_ms);
     if (!wait_until(d, [&] { return !same_process_alive(fs, pid, start); })) {
-      (void)ctx.host.signals.kill(pid, SIGKILL);
+      (void)ctx.host.signals.signal_process(pid, start, SIGKILL);
       Deadline k = ctx.deadline.sub(2000);
       if (!wait_until(k, [&] { return !same_process_alive(fs, pid, start); }))
         return err("the Looking Glass client (pid " + std::to_string(pid) + ") survives SIGKILL", "", "kill -9 " + std::to_string(pid));

@@ -61,6 +61,10 @@ std::unique_ptr<Step> make_cpu_governor(int cpu, const std::string& governor);
 // sleep.inhibit: a transient unit holding logind's sleep/idle inhibitor; undo stops it.
 std::unique_ptr<Step> make_sleep_inhibit(const std::string& unit);
 
+// For `gpuhook status`: what a journaled tuning or Looking Glass step keeps in force while the VM
+// runs ("huge pages: nr_hugepages 32 (was 0) in ..."), "" for other kinds.
+std::string tuning_in_force(const std::string& kind, const Record& rec);
+
 // Shared helpers.
 void put_argv(Record& r, const std::string& prefix, const std::vector<std::string>& argv);
 std::vector<std::string> get_argv(const Record& r, const std::string& prefix);

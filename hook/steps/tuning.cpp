@@ -313,6 +313,20 @@ Status undo_inhibit(StepContext& ctx, const Record& rec) {
 
 }  // namespace
 
+std::string tuning_in_force(const std::string& kind, const Record& r) {
+  auto f = [&](const char* k) { return escape_value(field(r, k).substr(0, 120)); };
+  if (kind == "hugepages.reserve") return "huge pages: " + f("wanted") + " of " + f("size_kib") + " KiB for the VM in " + f("dir") +
+                                          " (count before: " + f("previous") + ")";
+  if (kind == "cpus.allowed") return "CPU isolation: " + f("unit") + " AllowedCPUs=" + f("cpus") + " (before: '" + f("previous") + "')";
+  if (kind == "cpuset.cpus") return "CPU isolation: " + f("path") + " = " + f("cpus") + " (before: '" + f("previous") + "')";
+  if (kind == "cpu.governor") return "governor: " + f("path") + " = " + f("governor") + " (before: " + f("previous") + ")";
+  if (kind == "sleep.inhibit") return "no sleep: inhibitor unit " + f("unit");
+  if (kind == "shm.create") return "shared memory: " + f("path") + " (" + f("size") + " bytes, uid " + f("uid") + ", gid " + f("gid") +
+                                   (field(r, "existed") == "1" ? ", was there before)" : ", created)");
+  if (kind == "lg.client") return "Looking Glass client as " + f("user") + ": " + (field(r, "how") == "unit" ? "unit " + f("unit") : "pid file " + f("pidfile"));
+  return "";
+}
+
 std::unique_ptr<Step> make_hugepages_reserve(long long size_kib, int node, long long pages) {
   return std::make_unique<HugepagesReserve>(size_kib, node, pages);
 }

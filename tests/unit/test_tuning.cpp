@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <sstream>
+
+#include "app/verbs.h"
 #include "harness.h"
 #include "plan/planner.h"
 #include "sysinfo/tuning_facts.h"
@@ -419,6 +422,28 @@ TEST(Tuning, TheInhibitorOfAKilledReleaseIsStoppedByTheNextRelease) {
   vm.t.event("win11", "release");
   EXPECT_FALSE(vm.t.h.kernel.unit_active("gpuhook-inhibit-win11.service"));
   EXPECT_EQ(diff_states(before, vm.t.h.state()), "");
+}
+
+TEST(Tuning, StatusShowsWhatIsInForceForARunningVm) {
+  Vm vm;
+  build_reference_laptop(vm.t.h);
+  vm.t.h.kernel.enable_systemd(false);
+  vm.t.h.kernel.kill(900, SIGKILL);
+  add_tuning_host(vm.t.h, false);
+  put_profile(vm.t.h, "win11", kLgProfile + std::string("[tuning]\nhugepages = true\nisolate_cpus = true\ngovernor = \"performance\"\n"));
+  vm.xml = domain_xml(kShmem32, kPinned);
+  ASSERT_EQ(vm.start(), 0) << vm.err << vm.t.log.text();
+  Invocation inv = parse_args({"gpuhook", "status"});
+  AppContext a = vm.t.app();
+  std::ostringstream out, err;
+  EXPECT_EQ(run_verb(a, inv, out, err), 0) << out.str() << err.str();
+  for (const char* want : {"in force: huge pages: 32 of 2048 KiB for the VM in /sys/kernel/mm/hugepages/hugepages-2048kB (count before: 0)",
+                           "in force: CPU isolation: /sys/fs/cgroup/services/cpuset.cpus = 0,4-7 (before: '')",
+                           "in force: governor: /sys/devices/system/cpu/cpu2/cpufreq/scaling_governor = performance (before: powersave)",
+                           "in force: shared memory: /dev/shm/looking-glass (33554432 bytes, uid 1000, gid 994, created)",
+                           "in force: Looking Glass client as alice: pid file /run/gpuhook/win11.lg-client"})
+    EXPECT_NE(out.str().find(want), std::string::npos) << want << "\n" << out.str();
+  vm.t.stop_vm("win11");
 }
 
 }  // namespace
