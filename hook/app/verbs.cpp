@@ -2,6 +2,10 @@
 // (doctor, groups, ids: verb_setup.cpp; check: verb_check.cpp.)
 #include "app/verbs.h"
 
+#include <fstream>
+#include <iterator>
+#include <optional>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -90,7 +94,23 @@ int verb_plan(AppContext& app, const Invocation& inv, std::ostream& out, std::os
   auto loaded = load_for_cli(app, vm, err, rc);
   if (!loaded) return rc;
   auto& [g, p] = *loaded;
-  Plan plan = make_plan(app.host, p, nullptr, vm);
+  // --xml FILE: the domain, for what only it says (managed='no' hostdevs, huge pages, pinning, shmem).
+  std::optional<DomainInfo> dom;
+  if (!inv.xml_file.empty()) {
+    std::ifstream in(inv.xml_file, std::ios::binary);
+    if (!in) {
+      err << "gpuhook: cannot read the domain XML file " << inv.xml_file << "\n  pass the domain XML: virsh dumpxml " << vm << " > FILE\n";
+      return 1;
+    }
+    std::string xml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto d = parse_domain_xml(xml);
+    if (!d) {
+      err << "gpuhook: " << d.error().message() << "\n  pass the domain XML: virsh dumpxml " << vm << " > FILE\n";
+      return 1;
+    }
+    dom = *d;
+  }
+  Plan plan = make_plan(app.host, p, dom ? &*dom : nullptr, vm);
   if (inv.json) {
     out << "{\"vm\":" << json_str(vm) << ",\"group\":" << plan.group << ",\"devices\":[";
     for (size_t i = 0; i < plan.devices.size(); ++i) out << (i ? "," : "") << json_str(plan.devices[i]);

@@ -424,6 +424,31 @@ TEST(Tuning, TheInhibitorOfAKilledReleaseIsStoppedByTheNextRelease) {
   EXPECT_EQ(diff_states(before, vm.t.h.state()), "");
 }
 
+TEST(Tuning, PlanWithTheDomainXmlShowsEveryTuningStepAndWithoutItNamesThem) {
+  Harness t;
+  build_reference_laptop(t.h);
+  add_tuning_host(t.h, false);
+  put_profile(t.h, "win11", kTunedProfile);
+  std::string file = ::testing::TempDir() + "gpuhook-plan-" + std::to_string(::getpid()) + ".xml";
+  FILE* f = std::fopen(file.c_str(), "w");
+  std::string xml = domain_xml(kShmem32, kPinned);
+  std::fwrite(xml.data(), 1, xml.size(), f);
+  std::fclose(f);
+  auto before = t.h.state();
+  AppContext a = t.app();
+  std::ostringstream out, err;
+  ASSERT_EQ(run_verb(a, parse_args({"gpuhook", "plan", "win11", "--xml", file}), out, err), 0) << err.str();
+  for (const char* want : {"reserve 32 huge pages of 2048 KiB", "confine system.slice to CPUs 0,4-7", "confine user.slice to CPUs 0,4-7",
+                           "confine init.scope to CPUs 0,4-7", "CPU 1 governor performance", "CPU 3 governor performance",
+                           "inhibit sleep and idle while the VM runs (gpuhook-inhibit-win11.service)"})
+    EXPECT_NE(out.str().find(want), std::string::npos) << want << "\n" << out.str();
+  std::ostringstream out2, err2;
+  ASSERT_EQ(run_verb(a, parse_args({"gpuhook", "plan", "win11"}), out2, err2), 0) << err2.str();
+  EXPECT_NE(out2.str().find("[tuning] hugepages: the domain's <memoryBacking> decides"), std::string::npos) << out2.str();
+  EXPECT_EQ(diff_states(before, t.h.state()), "") << "plan changes nothing";
+  std::remove(file.c_str());
+}
+
 TEST(Tuning, StatusShowsWhatIsInForceForARunningVm) {
   Vm vm;
   build_reference_laptop(vm.t.h);
