@@ -48,8 +48,8 @@ void plan_shared_memory(Host& host, const Profile& p, const DomainInfo* d, const
       t.refusals.push_back(refusal("lg-kvmfr", "the domain uses " + d->kvmfr_device + " but the kvmfr module is not loaded", "",
                                    "modprobe kvmfr static_size_mb=" + std::to_string(std::max(need, size) >> 20)));
     else {
-      long long have = 0;
-      for (const auto& part : {static_mb}) have = std::atoll(part.substr(0, part.find(',')).c_str());
+      // static_size_mb is one size per device ("32" or "32,128"): /dev/kvmfr0's is the first.
+      long long have = std::atoll(static_mb.substr(0, static_mb.find(',')).c_str());
       if (size > 0 && (have << 20) < size)
         t.refusals.push_back(refusal("lg-kvmfr", "kvmfr's static_size_mb is " + std::to_string(have) + ", the domain maps " + mib(size),
                                      "", "reload it: modprobe -r kvmfr && modprobe kvmfr static_size_mb=" + std::to_string(size >> 20)));

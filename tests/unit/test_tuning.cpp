@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <functional>
 #include <sstream>
 
 #include "app/verbs.h"
@@ -274,6 +275,41 @@ TEST(LookingGlass, RefusesAMissingOrTooSmallShmemAndAForeignFileBeforeAnyChange)
   EXPECT_NE(vm.err.find("/dev/shm/looking-glass already exists and is of 1 bytes, uid 0"), std::string::npos) << vm.err;
   vm.t.stop_vm("win11");
   EXPECT_EQ(*vm.t.h.fs.read("/dev/shm/looking-glass"), "x");
+}
+
+TEST(LookingGlass, WithKvmfrTheModuleItsSizeAndTheDevicesOwnerAreCheckedAndNothingIsCreated) {
+  const std::string kvmfr =
+      "<qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'><qemu:arg value='-object'/>"
+      "<qemu:arg value='memory-backend-file,id=looking-glass,mem-path=/dev/kvmfr0,size=32M,share=yes'/></qemu:commandline>";
+  auto run = [&](const std::function<void(FakeHost&)>& setup, std::string* err) {
+    Vm vm;
+    build_reference_laptop(vm.t.h);
+    add_tuning_host(vm.t.h, false);
+    setup(vm.t.h);
+    put_profile(vm.t.h, "win11", kLgProfile);
+    vm.xml = domain_xml("", kvmfr);
+    int rc = vm.t.event("win11", "prepare", err, {}, vm.xml);
+    EXPECT_FALSE(vm.t.h.fs.exists("/dev/shm/looking-glass")) << "kvmfr: the module makes the memory, gpuhook creates nothing";
+    vm.t.stop_vm("win11");
+    return rc;
+  };
+  std::string err;
+  EXPECT_EQ(run([](FakeHost&) {}, &err), 1);
+  EXPECT_NE(err.find("the domain uses /dev/kvmfr0 but the kvmfr module is not loaded"), std::string::npos) << err;
+  EXPECT_EQ(run([](FakeHost& h) {
+              h.fs.put_file("/sys/module/kvmfr/parameters/static_size_mb", "16\n");
+              h.fs.put_file("/dev/kvmfr0", "", 0660, 1000);
+            }, &err), 1);
+  EXPECT_NE(err.find("kvmfr's static_size_mb is 16, the domain maps 32 MiB"), std::string::npos) << err;
+  EXPECT_EQ(run([](FakeHost& h) {
+              h.fs.put_file("/sys/module/kvmfr/parameters/static_size_mb", "32\n");
+              h.fs.put_file("/dev/kvmfr0", "", 0600, 0);
+            }, &err), 1);
+  EXPECT_NE(err.find("/dev/kvmfr0 is owned by uid 0, not alice"), std::string::npos) << err;
+  EXPECT_EQ(run([](FakeHost& h) {
+              h.fs.put_file("/sys/module/kvmfr/parameters/static_size_mb", "32\n");
+              h.fs.put_file("/dev/kvmfr0", "", 0660, 1000);
+            }, &err), 0) << err;
 }
 
 // ---- tuning ----
