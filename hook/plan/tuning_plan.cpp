@@ -39,6 +39,10 @@ void plan_shared_memory(Host& host, const Profile& p, const DomainInfo* d, const
     t.refusals.push_back(refusal("lg-user-unknown", "[display.looking_glass] user '" + lg.user + "' does not exist on this host",
                                  "the shared memory is owned by that user and the client runs as them",
                                  "fix user in " + p.path + " (a desktop user of this machine)"));
+  if (user && user->uid == 0)
+    t.refusals.push_back(refusal("lg-user-unknown", "[display.looking_glass] user '" + lg.user + "' has uid 0",
+                                 "the client runs in a desktop user's session, never as root",
+                                 "name the desktop user in " + p.path));
   const DomainShmem* sh = looking_glass_shmem(*d);
   if (!sh && !d->kvmfr_device.empty()) {
     // kvmfr: the module makes the device; gpuhook only checks it.

@@ -151,6 +151,9 @@ class LgClient : public Step {
     Fs& fs = ctx.host.fs;
     auto u = lookup_user(fs, user_);
     if (!u) return err("cannot start the Looking Glass client: user '" + user_ + "' does not exist", "", "fix [display.looking_glass] user");
+    if (u->uid == 0)
+      return err("refusing to start the Looking Glass client as " + user_ + " (uid 0)", "it runs in a desktop user's session, never as root",
+                 "name the desktop user in [display.looking_glass] user");
     Record r{{"user", user_}, {"uid", std::to_string(u->uid)}};
     put_argv(r, "client", argv_);
     std::string rt = "/run/user/" + std::to_string(u->uid);

@@ -312,6 +312,37 @@ TEST(LookingGlass, WithKvmfrTheModuleItsSizeAndTheDevicesOwnerAreCheckedAndNothi
             }, &err), 0) << err;
 }
 
+TEST(LookingGlass, AUserWithUidZeroUnderAnotherNameIsRefused) {
+  Vm vm;
+  build_reference_laptop(vm.t.h);
+  add_tuning_host(vm.t.h, false);
+  vm.t.h.fs.put_file("/etc/passwd", "root:x:0:0::/root:/bin/sh\nalice:x:0:0::/home/alice:/bin/sh\n");
+  put_profile(vm.t.h, "win11", kLgProfile);
+  vm.xml = domain_xml(kShmem32);
+  auto before = vm.t.h.state();
+  EXPECT_EQ(vm.t.event("win11", "prepare", &vm.err, {}, vm.xml), 1);
+  EXPECT_NE(vm.err.find("user 'alice' has uid 0"), std::string::npos) << vm.err;
+  EXPECT_EQ(diff_states(before, vm.t.h.state()), "");
+}
+
+TEST(Tuning, HugepagesOfASingleNumaNodeDomainComeFromThatNodesPool) {
+  Vm vm;
+  build_reference_laptop(vm.t.h);
+  add_tuning_host(vm.t.h, false);
+  const std::string node1 = "/sys/devices/system/node/node1/hugepages/hugepages-2048kB";
+  vm.t.h.fs.put_file(node1 + "/nr_hugepages", "0\n");
+  vm.t.h.fs.put_file(node1 + "/free_hugepages", "0\n");
+  vm.t.h.kernel.set_hugepage_capacity(node1, 64);
+  put_profile(vm.t.h, "win11", LAPTOP_HOST "[gpu]\naddress = \"0000:01:00.0\"\n[tuning]\nhugepages = true\n");
+  vm.xml = domain_xml("", "<memoryBacking><hugepages/></memoryBacking><numatune><memory mode='strict' nodeset='1'/></numatune>");
+  auto before = vm.t.h.state();
+  ASSERT_EQ(vm.start(), 0) << vm.err << vm.t.log.text();
+  EXPECT_EQ(*vm.t.h.fs.read(node1 + "/nr_hugepages"), "32\n");
+  EXPECT_EQ(*vm.t.h.fs.read("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"), "0\n") << "not the system-wide pool";
+  vm.t.stop_vm("win11");
+  EXPECT_EQ(diff_states(before, vm.t.h.state()), "");
+}
+
 // ---- tuning ----
 
 TEST(Tuning, HugepagesReserveExactlyTheDomainsPagesAndGiveBackThePreviousCount) {
