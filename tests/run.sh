@@ -15,7 +15,8 @@ JOBS=$(nproc)
 # 1. What the tests need, from Debian's archive.
 PKGS="build-essential cmake pkg-config libvirt-dev libboost1.81-dev libtomlplusplus-dev libspdlog-dev
   libpugixml-dev libgtest-dev libgmock-dev libbenchmark-dev clang-14 libfuzzer-14-dev libclang-rt-14-dev
-  qemu-system-x86 linux-image-amd64 busybox-static tini cpio kmod python3 libvirt-daemon-system libvirt-clients
+  qemu-system-x86 ovmf linux-image-amd64 busybox-static tini cpio kmod python3 libvirt-daemon-system libvirt-clients
+  systemd weston
   util-linux procps"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done

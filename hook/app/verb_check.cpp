@@ -99,6 +99,11 @@ struct Checker {
       add({id, sev, msg, e.hint});
     }
 
+    if (auto n = firmware_fb_loss(fs, p.gpu_address); !n.empty())
+      add(warning_finding("framebuffer-until-reboot", n,
+                          "nothing to do for the desktop; the text console returns at the next reboot, or when a DRM "
+                          "driver with a framebuffer binds " + p.gpu_address));
+
     for (const auto& m : p.unload_modules) {
       ModuleInfo mi = module_info(fs, m);
       if (mi.state == ModuleState::builtin)

@@ -201,6 +201,7 @@ RunOutcome Engine::apply(StepList& steps, const std::string& phase) {
     StepContext rb{ctx_.host, ctx_.log, rollback_deadline, ctx_.vm, ctx_.timeouts, ctx_.state_dir};
     // Kept in the journal, ascending order: a failed undo, and every older step after it (see release()).
     std::vector<JournalEntry> kept;
+    std::string gone_hint;
     for (size_t i = j.entries.size(); i-- > first_of_phase;) {
       JournalEntry e = j.entries[i];
       fault("before-undo", e.seq, e.kind);
@@ -214,8 +215,10 @@ RunOutcome Engine::apply(StepList& steps, const std::string& phase) {
         out.gone.push_back(u.error().message());
         ctx_.log.warn("undo " + std::to_string(e.seq) + " " + e.kind + ": cannot be restored until reboot: " +
                       u.error().message());
-        if (!u.error().hint.empty()) ctx_.log.warn("hint: " + u.error().hint);
-        if (!kept.empty()) kept.insert(kept.begin(), e);
+        // One hint for several objects gone for the same reason (efi-framebuffer.0 and its console).
+        if (!u.error().hint.empty() && u.error().hint != gone_hint) ctx_.log.warn("hint: " + u.error().hint);
+        gone_hint = u.error().hint;
+        // Dropped even after a failed newer undo: replaying it could only say the same again.
       } else {
         out.rolled_back = false;
         if (pending) {
@@ -291,6 +294,7 @@ RunOutcome Engine::release() {
   // on it; the GPU only finds its driver again when its module is loaded after its unbind).
   // Undo is idempotent, so replaying a step that was undone is safe.
   std::vector<JournalEntry> kept, undone;
+  std::string gone_hint;
   while (!j.entries.empty()) {
     JournalEntry e = j.entries.back();
     Millis t0 = ctx_.host.clock.now_ms();
@@ -310,8 +314,10 @@ RunOutcome Engine::release() {
       out.gone.push_back(u.error().message());
       ctx_.log.warn("undo " + std::to_string(e.seq) + " " + e.kind + ": cannot be restored until reboot: " +
                     u.error().message());
-      if (!u.error().hint.empty()) ctx_.log.warn("hint: " + u.error().hint);
-      if (!kept.empty()) kept.insert(kept.begin(), e);
+      // One hint for several objects gone for the same reason (efi-framebuffer.0 and its console).
+      if (!u.error().hint.empty() && u.error().hint != gone_hint) ctx_.log.warn("hint: " + u.error().hint);
+      gone_hint = u.error().hint;
+      // Dropped even after a failed newer undo: replaying it could only say the same again.
     } else {
       out.ok = false;
       out.rolled_back = false;

@@ -219,23 +219,41 @@ void add_tuning_host(FakeHost& h, bool user_manager) {
 void build_single_gpu_desktop(FakeHost& h) {
   auto& k = h.kernel;
   common_modules(h);
+  k.add_drm_driver("amdgpu", true);
   k.add_module({"amdgpu", {}, "amdgpu", false, true});
+  k.add_vtcon("vtcon0", "(S) dummy device", false);
+  k.enable_fbcon();
   k.add_bridge("0000:00:03.1", 12);
   const std::string rp = "/sys/devices/pci0000:00/0000:00:03.1";
+  // amdgpu binds the card: its fbdev registers fb0 and fbcon takes the console (vtcon1). The
+  // firmware framebuffer it replaced at boot is gone (sysfb), as on the real kernel.
   k.add_pci({"0000:0b:00.0", "1002", "67df", "1da2", "e366", "030000", "amdgpu", "amdgpu", 12, true, rp});
   k.add_pci({"0000:0b:00.1", "1002", "aaf0", "1da2", "aaf0", "040300", "snd_hda_intel", "snd_hda_intel", 12, false, rp});
   k.add_pci({"0000:00:14.0", "8086", "a36d", "1458", "5007", "0c0330", "xhci_hcd", "xhci_hcd", 3});
   k.add_drm_node("card0", "0000:0b:00.0");
   k.add_drm_node("renderD128", "0000:0b:00.0");
   k.add_sound_node("controlC1", "0000:0b:00.1");
-  h.fs.put_dir(rp + "/0000:0b:00.0/graphics/fb0");
-  h.fs.put_link("/sys/class/graphics/fb0", rp + "/0000:0b:00.0/graphics/fb0");
-  k.add_vtcon("vtcon0", "(S) dummy device", false);
-  k.add_vtcon("vtcon1", "(M) frame buffer device", true);
-  k.add_platform_fb("efi-framebuffer.0", "efi-framebuffer");
   systemd_with(h);
   k.add_process({1000, "Xorg", {"/dev/dri/card0"}, false, "display-manager.service"});
   k.add_process({1200, "pipewire", {"/dev/snd/controlC1"}, false, ""});
+  k.add_unit("display-manager.service", true);
+}
+
+void build_single_gpu_efifb_desktop(FakeHost& h) {
+  auto& k = h.kernel;
+  common_modules(h);
+  k.add_module({"nvidia", {}, "nvidia", false, true});  // nvidia_drm not loaded: no KMS, no fbdev
+  k.add_vtcon("vtcon0", "(S) dummy device", false);
+  k.enable_fbcon();
+  k.add_bridge("0000:00:01.0", 1);
+  const std::string rp = "/sys/devices/pci0000:00/0000:00:01.0";
+  k.add_pci({"0000:01:00.0", "10de", "1b81", "10de", "119d", "030000", "nvidia", "nvidia", 1, true, rp});
+  k.add_pci({"0000:01:00.1", "10de", "10f0", "10de", "119d", "040300", "snd_hda_intel", "snd_hda_intel", 1, false, rp});
+  // OVMF's GOP framebuffer, inside 01:00.0's BAR: efifb's fb0, fbcon on it (vtcon1).
+  k.add_platform_fb("efi-framebuffer.0", "efi-framebuffer");
+  k.add_sound_node("controlC1", "0000:01:00.1");
+  systemd_with(h);
+  k.add_process({1000, "Xorg", {"/dev/nvidiactl", "/dev/nvidia0"}, false, "display-manager.service"});
   k.add_unit("display-manager.service", true);
 }
 

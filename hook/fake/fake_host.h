@@ -5,6 +5,12 @@
 //   /dev/vfio/<group> while a group member is on vfio-pci, modules (modprobe, modprobe -r and
 //   modprobe --show-depends with dependencies, post soft dependencies, refcounts, built-ins; as
 //   kmod 30, modprobe -r removes the dependencies newest first and stops at the first in use), vtconsole bind, platform framebuffer bind/unbind,
+//   framebuffers and fbcon (enable_fbcon: fbcon's vtconsole exists while a framebuffer is
+//   registered: it vanishes with the last one and comes back bound, at the first free vtconN, when
+//   one registers), DRM drivers (add_drm_driver: with fbdev emulation they register a framebuffer
+//   on the device they bind) and sysfb (vfio-pci or a DRM driver binding the boot VGA device
+//   unregisters the firmware framebuffer's platform device for good, as Debian's 6.1 does; the
+//   facts are proven on the real kernel by tests/desktop),
 //   vga_switcheroo and acpi_call, processes in /proc with fds on device nodes, and systemd units
 //   (systemctl is-active/stop/start) whose processes hold the GPU.
 // Faults: a write or a command can fail, hang (past any deadline) or be refused; NVIDIA's unbind
@@ -149,7 +155,13 @@ class FakeKernel {
   void add_process(const FakeProcess& p);
   void add_unit(const std::string& unit, bool active);
   void add_vtcon(const std::string& vt, const std::string& name, bool bound);
+  // A firmware framebuffer platform device (efi-framebuffer.0) bound to `driver`, with its framebuffer.
   void add_platform_fb(const std::string& dev, const std::string& driver);
+  // A PCI driver that is a DRM driver: binding it to the boot VGA device evicts the firmware
+  // framebuffer; with fbdev emulation it registers a framebuffer on each device it binds.
+  void add_drm_driver(const std::string& drv, bool fbdev) { drm_drivers_[drv] = fbdev; }
+  // fbcon: from now on its vtconsole (`name`) follows the framebuffers (see above).
+  void enable_fbcon(const std::string& name = "(M) frame buffer device");
   void add_drm_node(const std::string& node, const std::string& pci_address);   // card1, renderD128
   void add_sound_node(const std::string& node, const std::string& pci_address); // controlC1, pcmC1D3p
   void enable_systemd(bool on);
@@ -236,6 +248,10 @@ class FakeKernel {
   void nvidia_nodes(bool present);
   std::string normal_module(std::string m) const;
   bool take_fault(std::map<std::string, std::pair<Fault, int>>& faults, const std::string& key, Fault& f);
+  void register_fb(const std::string& device_dir);    // fbN under device_dir/graphics
+  void unregister_fbs(const std::string& device_dir);
+  void fbcon_follow();                                // fbcon's vtconsole after a change of framebuffers
+  void evict_firmware_fbs();                          // sysfb: the platform framebuffer devices go
 
   FakeFs& fs_;
   FakeClock& clock_;
@@ -261,6 +277,9 @@ class FakeKernel {
   std::set<std::string> transient_;                 // --collect units: gone when stopped
   std::map<std::string, int> user_units_;           // "user:unit" -> pid
   int next_pid_ = 5000;
+  std::map<std::string, bool> drm_drivers_;  // DRM driver -> has fbdev emulation
+  bool fbcon_ = false;
+  std::string fbcon_name_;
 };
 
 // The kernel's driver_override store (Linux 6.1 driver_set_override, see fake_kernel.cpp): applies
@@ -285,7 +304,8 @@ struct FakeHost {
 // Mobile at 01:00.0-3 (subsystem 1558:8550) behind root port 00:01.0 in IOMMU group 1, NVIDIA's
 // modules loaded, systemd with a display manager, vfio-pci not loaded yet.
 void build_reference_laptop(FakeHost& h);
-// One GPU only (boot_vga, fbcon on it, efifb), like a single-GPU desktop.
+// One GPU only (boot_vga), an AMD card whose DRM driver (amdgpu, fbdev emulation) replaced the
+// firmware framebuffer at boot: fbcon sits on amdgpu's fb0. Like a single-GPU desktop.
 void build_single_gpu_desktop(FakeHost& h);
 // Adds what tuning and Looking Glass read: users (alice 1000, in group kvm 994), /dev/shm, 8
 // online CPUs with cpufreq (powersave; performance available), huge page pools of 2 MiB (capacity
@@ -294,6 +314,10 @@ void build_single_gpu_desktop(FakeHost& h);
 // (pid 2000 gnome-shell) and, with `user_manager`, her systemd manager; the client program
 // /usr/local/bin/looking-glass-client and systemd-run.
 void add_tuning_host(FakeHost& h, bool user_manager);
+// One NVIDIA GPU only (01:00.0 boot_vga + HDMI audio 01:00.1, group 1) whose driver runs without
+// KMS: the firmware framebuffer (efi-framebuffer.0, efifb, fb0) still owns the screen and fbcon
+// sits on it; Xorg of display-manager.service holds /dev/nvidia0. Issue 17's machine.
+void build_single_gpu_efifb_desktop(FakeHost& h);
 // Writes a profile owned by root, mode 0644.
 void put_profile(FakeHost& h, const std::string& vm, const std::string& toml);
 

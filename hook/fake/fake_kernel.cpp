@@ -211,6 +211,73 @@ void FakeKernel::add_platform_fb(const std::string& dev, const std::string& driv
   fs_.put_file("/sys/bus/platform/drivers/" + driver + "/unbind", "");
   fs_.put_link(dir + "/driver", "/sys/bus/platform/drivers/" + driver);
   fs_.put_link("/sys/bus/platform/drivers/" + driver + "/" + dev, dir);
+  register_fb(dir);
+}
+
+void FakeKernel::enable_fbcon(const std::string& name) {
+  // fbcon's own device sits in the graphics class too (seen on Debian's 6.1): not a framebuffer.
+  fs_.put_dir("/sys/devices/virtual/graphics/fbcon");
+  fs_.put_link("/sys/class/graphics/fbcon", "/sys/devices/virtual/graphics/fbcon");
+  fbcon_ = true;
+  fbcon_name_ = name;
+  fbcon_follow();
+}
+
+void FakeKernel::register_fb(const std::string& device_dir) {
+  int n = 0;
+  while (fs_.has("/sys/class/graphics/fb" + std::to_string(n))) ++n;
+  std::string fb = "fb" + std::to_string(n);  // (never "fbcon")
+  fs_.put_dir(device_dir + "/graphics/" + fb);
+  fs_.put_link("/sys/class/graphics/" + fb, device_dir + "/graphics/" + fb);
+  fbcon_follow();
+}
+
+void FakeKernel::unregister_fbs(const std::string& device_dir) {
+  std::vector<std::string> gone;
+  for (const auto& [path, node] : fs_.nodes())
+    if (starts(path, "/sys/class/graphics/fb") && starts(node.data, device_dir + "/graphics/")) gone.push_back(path);
+  if (gone.empty()) return;
+  for (const auto& l : gone) fs_.erase(l);
+  fs_.erase_tree(device_dir + "/graphics");
+  fbcon_follow();
+}
+
+// Linux 6.1: fbcon registers its console driver with the first framebuffer and takes the console
+// over (bind 1); it unregisters it when the last framebuffer goes (the vtconN directory vanishes).
+// A console driver gets the first free vtconN.
+void FakeKernel::fbcon_follow() {
+  if (!fbcon_) return;
+  bool any_fb = false;
+  std::string fbcon_vt;
+  for (const auto& [path, node] : fs_.nodes()) {
+    if (starts(path, "/sys/class/graphics/fb") && path != "/sys/class/graphics/fbcon" &&
+        path.find('/', 20) == std::string::npos)
+      any_fb = true;
+    if (starts(path, "/sys/class/vtconsole/") && ends(path, "/name") && node.data.find("frame buffer") != std::string::npos)
+      fbcon_vt = dirname_of(path);
+  }
+  if (!any_fb && !fbcon_vt.empty()) fs_.erase_tree(fbcon_vt);
+  if (any_fb && fbcon_vt.empty()) {
+    int n = 0;
+    while (fs_.has("/sys/class/vtconsole/vtcon" + std::to_string(n))) ++n;
+    add_vtcon("vtcon" + std::to_string(n), fbcon_name_, true);
+  }
+}
+
+// sysfb (Linux >= 6.0): a driver taking the boot VGA device's memory (vfio-pci, a DRM driver)
+// unregisters the firmware framebuffer's platform device; it never comes back until reboot.
+void FakeKernel::evict_firmware_fbs() {
+  auto l = fs_.list("/sys/bus/platform/devices");
+  if (!l) return;
+  for (const auto& dev : *l) {
+    if (!starts(dev, "efi-framebuffer") && !starts(dev, "simple-framebuffer") && !starts(dev, "vesa-framebuffer")) continue;
+    std::string dir = "/sys/devices/platform/" + dev;
+    if (fs_.has(dir + "/driver"))
+      fs_.erase("/sys/bus/platform/drivers/" + basename_of(fs_.nodes().at(dir + "/driver").data) + "/" + dev);
+    unregister_fbs(dir);
+    fs_.erase_tree(dir);
+    fs_.erase("/sys/bus/platform/devices/" + dev);
+  }
 }
 
 void FakeKernel::add_drm_node(const std::string& node, const std::string& addr) {
@@ -264,6 +331,9 @@ void FakeKernel::bind(const std::string& addr, const std::string& drv) {
   if (drv == "vfio-pci" && d.group >= 0) {
     fs_.put_file("/dev/vfio/" + std::to_string(d.group), "");
   }
+  auto drm = drm_drivers_.find(drv);
+  if (d.boot_vga && (drv == "vfio-pci" || drm != drm_drivers_.end())) evict_firmware_fbs();
+  if (drm != drm_drivers_.end() && drm->second) register_fb(dir);
 }
 
 void FakeKernel::unbind(const std::string& addr) {
@@ -273,6 +343,7 @@ void FakeKernel::unbind(const std::string& addr) {
   std::string dir = dev_dir(addr);
   fs_.erase(dir + "/driver");
   fs_.erase("/sys/bus/pci/drivers/" + was + "/" + addr);
+  if (drm_drivers_.count(was)) unregister_fbs(dir);
   if (was == "vfio-pci" && d.group >= 0) {
     bool other = false;
     for (const auto& [a, o] : pci_) other |= (o.group == d.group && o.driver == "vfio-pci");
@@ -423,10 +494,12 @@ Status FakeKernel::on_write(const std::string& path, std::string_view data0, con
       if (cur != drv) return err(ENODEV, data + " is not bound to " + drv, path);
       fs_.erase(dir + "/driver");
       fs_.erase("/sys/bus/platform/drivers/" + drv + "/" + data);
+      unregister_fbs(dir);
     } else {
       if (!cur.empty()) return err(EBUSY, data + " already bound", path);
       fs_.put_link(dir + "/driver", "/sys/bus/platform/drivers/" + drv);
       fs_.put_link("/sys/bus/platform/drivers/" + drv + "/" + data, dir);
+      register_fb(dir);
     }
     return Status::success();
   }

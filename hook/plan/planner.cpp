@@ -243,6 +243,8 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
   for (auto& r : tuning.refusals) plan.refusals.push_back(std::move(r));
   for (auto& n : tuning.notes) plan.notes.push_back(std::move(n));
   if (!plan.refusals.empty()) return plan;
+  // Before the first start: the firmware framebuffer and its console do not survive vfio-pci.
+  if (auto n = firmware_fb_loss(fs, gpu); !n.empty()) plan.notes.push_back(n);
 
   // 1. claims
   for (const auto& a : devices) plan.prepare.push_back(make_claim(a, vm));

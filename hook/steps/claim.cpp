@@ -60,6 +60,13 @@ std::string verify_claim(StepContext& ctx, const Record& rec) {
   return "";
 }
 
+std::string claim_nothing_to_undo(StepContext& ctx, const Record& rec) {
+  std::string addr = field(rec, "address");
+  if (!PciAddress::parse(addr)) return "";
+  if (read_attr(ctx.host.fs, claim_path(ctx.state_dir, addr)) == field(rec, "vm")) return "";
+  return "the claim file " + claim_path(ctx.state_dir, addr) + " no longer names VM " + field(rec, "vm");
+}
+
 // After release: the claim file no longer names this VM (another VM may have claimed it since).
 std::string restored_claim(StepContext& ctx, const Record& rec) {
   std::string addr = field(rec, "address");
@@ -70,6 +77,8 @@ std::string restored_claim(StepContext& ctx, const Record& rec) {
 }
 
 }  // namespace
+
+std::string claim_nothing_left(StepContext& ctx, const Record& rec) { return claim_nothing_to_undo(ctx, rec); }
 
 std::unique_ptr<Step> make_claim(const std::string& address, const std::string& vm) {
   return std::make_unique<Claim>(address, vm);

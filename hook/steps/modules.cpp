@@ -281,6 +281,13 @@ std::string verify_module_unload(StepContext& ctx, const Record& rec) {
 
 }  // namespace
 
+std::string module_unload_nothing_left(StepContext& ctx, const Record& rec) {
+  std::string m = field(rec, "module");
+  if (field(rec, "was_loaded") != "1") return "the module was not loaded before";
+  if (module_loaded(ctx.host.fs, m)) return "module " + m + " is loaded again";
+  return "";
+}
+
 std::unique_ptr<Step> make_module_load(const std::string& m, const std::string& driver_dir) {
   return std::make_unique<ModuleLoad>(m, driver_dir);
 }

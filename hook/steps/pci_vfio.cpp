@@ -202,6 +202,17 @@ std::string restored_pci_vfio(StepContext& ctx, const Record& rec) {
 
 }  // namespace
 
+std::string pci_vfio_nothing_left(StepContext& ctx, const Record& rec) {
+  std::string addr = field(rec, "address");
+  if (!PciAddress::parse(addr)) return "";
+  std::string orig = field(rec, "driver");
+  if (orig.empty()) orig = field(rec, "driver_at_plan");
+  PciSysfs pci(ctx.host.fs);
+  auto d = pci.device(addr);
+  if (!d || d->driver != orig || d->driver_override != field(rec, "override")) return "";
+  return addr + " is on " + (orig.empty() ? std::string("no driver") : orig) + " again, as before";
+}
+
 std::unique_ptr<Step> make_pci_vfio(const std::string& address, const std::string& driver_at_plan) {
   return std::make_unique<PciVfio>(address, driver_at_plan);
 }

@@ -23,6 +23,12 @@ StepKindInfo cpus_allowed_kind();
 StepKindInfo cpuset_kind();
 StepKindInfo governor_kind();
 StepKindInfo inhibit_kind();
+std::string claim_nothing_left(StepContext&, const Record&);
+std::string vtcon_nothing_left(StepContext&, const Record&);
+std::string fb_nothing_left(StepContext&, const Record&);
+std::string service_stop_nothing_left(StepContext&, const Record&);
+std::string module_unload_nothing_left(StepContext&, const Record&);
+std::string pci_vfio_nothing_left(StepContext&, const Record&);
 
 const StepRegistry& builtin_step_kinds() {
   static const StepRegistry t = {
@@ -47,6 +53,16 @@ const StepRegistry& builtin_step_kinds() {
       {"sleep.inhibit", inhibit_kind()},
   };
   return t;
+}
+
+std::string nothing_to_undo(StepContext& ctx, const std::string& kind, const Record& rec) {
+  if (kind == "claim") return claim_nothing_left(ctx, rec);
+  if (kind == "vtcon.unbind") return vtcon_nothing_left(ctx, rec);
+  if (kind == "fb.release") return fb_nothing_left(ctx, rec);
+  if (kind == "service.stop") return service_stop_nothing_left(ctx, rec);
+  if (kind == "module.unload") return module_unload_nothing_left(ctx, rec);
+  if (kind == "pci.vfio") return pci_vfio_nothing_left(ctx, rec);
+  return "";
 }
 
 }  // namespace gpuhook

@@ -118,6 +118,14 @@ std::string restored_service(StepContext& ctx, const Record& rec) {
 
 }  // namespace
 
+std::string service_stop_nothing_left(StepContext& ctx, const Record& rec) {
+  std::string unit = field(rec, "unit");
+  if (field(rec, "was_active") != "1") return "the unit was not running before";
+  if (!check_journal_name(rec, "unit")) return "";
+  if (is_running(unit_state(ctx, unit))) return unit + " is running again";
+  return "";
+}
+
 std::unique_ptr<Step> make_service_stop(const std::string& unit) { return std::make_unique<ServiceStop>(unit); }
 StepKindInfo service_stop_kind() { return {undo_service_stop, verify_service_stop, restored_service}; }
 

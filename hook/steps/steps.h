@@ -64,6 +64,16 @@ std::unique_ptr<Step> make_sleep_inhibit(const std::string& unit);
 // For `gpuhook status`: what a journaled tuning or Looking Glass step keeps in force while the VM
 // runs ("huge pages: nr_hugepages 32 (was 0) in ..."), "" for other kinds.
 std::string tuning_in_force(const std::string& kind, const Record& rec);
+// Why a journaled step leaves nothing for its undo to do: its change is undone already (a claim
+// file that no longer names the VM, a console bound again, the unit running again, the module
+// loaded again, the device back on its driver) or the kernel removed its object until reboot (the
+// firmware framebuffer's platform device, fbcon's vtconsole). "" when its undo still has work, or
+// for kinds that cannot tell (module.load, holders, mux, ddc, command). Read-only; for `status`.
+std::string nothing_to_undo(StepContext& ctx, const std::string& kind, const Record& rec);
+// For plan and check, before the first start: "" or the sentence saying that the firmware
+// framebuffer (efifb, simple-framebuffer, vesafb) on `gpu`, the boot VGA device, and its text
+// console will not come back until reboot, because no DRM driver of the GPU's own gives it one.
+std::string firmware_fb_loss(Fs& fs, const std::string& gpu);
 
 // Shared helpers.
 void put_argv(Record& r, const std::string& prefix, const std::vector<std::string>& argv);

@@ -507,6 +507,18 @@ TEST(Authority, AModuleLoadedForOneVmAndUsedByAnotherIsUnloadedByTheLastRelease)
   EXPECT_EQ(t.h.kernel.driver_of("0000:02:00.0"), "vfio-pci") << "b keeps its GPU";
   EXPECT_TRUE(t.h.kernel.module_loaded("vfio_pci")) << "b's devices use it";
   EXPECT_TRUE(t.h.fs.exists("/run/gpuhook/.host.journal")) << t.log.text();
+  {
+    AppContext app = t.app();
+    Invocation inv;
+    inv.kind = Invocation::Kind::verb;
+    inv.verb = "status";
+    std::ostringstream out, err;
+    (void)run_verb(app, inv, out, err);
+    EXPECT_NE(out.str().find("host: modules gpuhook loaded and keeps while another VM uses them"), std::string::npos)
+        << out.str();
+    EXPECT_NE(out.str().find("vfio-pci (loaded for VM a)"), std::string::npos) << out.str();
+    EXPECT_EQ(out.str().find(".host:"), std::string::npos) << "the host's journal is no VM\n" << out.str();
+  }
   EXPECT_EQ(t.event("b", "release"), 0);
   EXPECT_FALSE(t.h.kernel.module_loaded("vfio_pci")) << t.log.text();
   EXPECT_FALSE(t.h.fs.exists("/run/gpuhook/.host.journal"));
