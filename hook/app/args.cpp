@@ -18,7 +18,7 @@ bool is_hook_name(const std::string& argv0) {
 }
 
 const std::vector<std::string>& verbs() {
-  static const std::vector<std::string> v = {"doctor", "groups", "ids", "check", "plan", "status", "restore", "hook"};
+  static const std::vector<std::string> v = {"doctor", "groups", "ids", "check", "setup", "plan", "status", "restore", "hook"};
   return v;
 }
 
@@ -27,36 +27,60 @@ struct VerbSpec {
   const char* name;
   size_t min_args, max_args;
   const char* synopsis;
+  const char* summary;  // one line for `gpuhook --help`
   const char* help;
 };
 const VerbSpec kVerbs[] = {
-    {"doctor", 0, 0, "doctor", "Checks the host for GPU passthrough: IOMMU, vfio modules, every display device, its\n"
+    {"doctor", 0, 0, "doctor",
+     "is this host ready for passthrough, and which GPU can go", "Checks the host for GPU passthrough: IOMMU, vfio modules, every display device, its\n"
                                "IOMMU group and whether it can be passed through cleanly, and the MUX switches this\n"
                                "machine offers. Each finding comes with a next step. Exit 1 when something blocks.\n"
                                "Start here; then `gpuhook groups`, `gpuhook ids ADDRESS`, `gpuhook check VM`.\n"
                                "--json: {\"iommu\":{...},\"vfio\":[...],\"machine\":{...},\"gpus\":[...],\"mux\":{...},\"findings\":[...]}"},
-    {"groups", 0, 0, "groups", "Lists every IOMMU group and its devices, sorted numerically, with class, ids and driver.\n"
+    {"groups", 0, 0, "groups",
+     "every IOMMU group and its devices", "Lists every IOMMU group and its devices, sorted numerically, with class, ids and driver.\n"
                                "Exit 1 when there are no groups (the IOMMU is off; `gpuhook doctor` says why).\n"
                                "--json: {\"groups\":[{\"id\":N,\"devices\":[{\"address\",\"vendor\",\"device\",\"class\",\"driver\",...}]}]}"},
-    {"ids", 1, 1, "ids ADDRESS", "Vendor, device and subsystem ids of a PCI device in hex and decimal, and the XML that\n"
+    {"ids", 1, 1, "ids ADDRESS",
+     "a device's ids in hex and decimal, and the XML that sets them", "Vendor, device and subsystem ids of a PCI device in hex and decimal, and the XML that\n"
                                  "sets the subsystem ids in the domain (qemu:override for QEMU >= 7.0, and the older\n"
                                  "qemu:commandline form). ADDRESS: 0000:01:00.0 or 01:00.0. Exit 1 when the device or its\n"
                                  "subsystem ids are missing."},
     {"check", 1, 1, "check VM [--connect URI] [--xml FILE]",
+     "a VM's profile against this host and its domain",
      "Checks the profile of VM against this host (addresses, IOMMU group, modules, units, display mode)\n"
      "and against its libvirt domain, read-only: hostdevs, managed=, sub-vendor override, UEFI, q35.\n"
      "Every finding comes with its fix. Exit 1 when a finding is an error.\n"
      "  --connect URI  libvirt URI to read the domain from (default: libvirt's, qemu:///system as root)\n"
      "  --xml FILE     read the domain XML from FILE instead (offline use, bug reports)\n"
      "--json: {\"vm\":\"...\",\"findings\":[{\"id\",\"severity\",\"message\",\"fix\"}]}"},
-    {"plan", 1, 1, "plan VM [--xml FILE]", "Prints the exact steps a prepare of VM would take on this host, in order, or why it\n"
+    {"setup", 1, 1, "setup VM [--gpu A] [--mode M] [--dry-run] [--yes] [--undo]",
+     "give VM the discrete GPU: profile and domain, with a backup",
+     "Sets VM up for passthrough in one step: chooses the GPU (the one clean discrete GPU, or --gpu)\n"
+     "and the display mode (takeover when the GPU drives the only display, else external, or --mode),\n"
+     "writes /etc/gpuhook/vms/VM.toml (root, 0600, commented) and edits the domain through libvirt:\n"
+     "one <hostdev type='pci' managed='no'> per function of the card, and for an NVIDIA GPU with a\n"
+     "laptop maker's subsystem ids the qemu override. Shows the diff of both and asks; keeps the\n"
+     "domain XML it replaces in /var/lib/gpuhook/backups/. Firmware and machine type are reported,\n"
+     "never changed. Ends with what `gpuhook check VM` says. A second run changes nothing.\n"
+     "  --gpu ADDRESS  the GPU, when the host has several (refused with the list when ambiguous)\n"
+     "  --mode MODE    external or takeover\n"
+     "  --dry-run      print the diff, change nothing\n"
+     "  --yes          apply without asking (without a terminal and without --yes: exit 2, nothing changed)\n"
+     "  --connect URI  libvirt URI (default: libvirt's, qemu:///system as root)\n"
+     "  --undo         redefine the newest backup of VM's domain (after showing the diff) and remove the\n"
+     "                 profile setup wrote"},
+    {"plan", 1, 1, "plan VM [--xml FILE]",
+     "the exact steps a start of VM would take, or why it would refuse", "Prints the exact steps a prepare of VM would take on this host, in order, or why it\n"
                               "would refuse. Changes nothing.\n"
                               "  --xml FILE     the domain XML (virsh dumpxml VM): its managed='no' hostdevs, and what\n"
                               "                 [tuning] and Looking Glass need (huge pages, pinning, <shmem>); without it\n"
                               "                 those steps are only named in the notes"},
-    {"status", 0, 0, "status", "VMs with profiles, the devices each holds (from the journals), the driver of each\n"
+    {"status", 0, 0, "status",
+     "what each VM holds now, and anything inconsistent", "VMs with profiles, the devices each holds (from the journals), the driver of each\n"
                                "device now, and anything inconsistent. Exit 1 when something is inconsistent."},
     {"restore", 1, 1, "restore VM [--force]",
+     "undo a VM's journal by hand",
      "Undoes VM's journal (/run/gpuhook/VM.journal) by hand, as release does: for recovering after\n"
      "a crash or a release that could not finish. It needs no profile and ignores the global config.\n"
      "It takes the same locks as the hook (it waits for a running event of any VM, then names it if\n"
@@ -65,6 +89,7 @@ const VerbSpec kVerbs[] = {
      "crashes it. Safe to run twice; does nothing without a journal.\n"
      "  --force   restore even then: the devices are unbound under that process (stop the VM first)"},
     {"hook", 3, 4, "hook VM OPERATION SUB-OPERATION [EXTRA]",
+     "run the libvirt hook path by hand",
      "Runs the libvirt hook path by hand, exactly as libvirtd would (domain XML on stdin)."},
 };
 const VerbSpec* find_verb(const std::string& v) {
@@ -83,8 +108,7 @@ std::string usage() {
   for (const auto& s : kVerbs) {
     std::string line = std::string("  ") + s.synopsis;
     line.resize(std::max<size_t>(line.size() + 2, 44), ' ');
-    std::string h = s.help;
-    u += line + h.substr(0, h.find('\n')) + "\n";
+    u += line + s.summary + "\n";
   }
   u += "\noptions:\n"
        "  --root DIR   read and change the host tree under DIR instead of / (tests, bug reports)\n"
@@ -186,6 +210,18 @@ Invocation parse_args(const std::vector<std::string>& argv) {
       (name == "--xml" ? inv.xml_file : inv.connect) = value;
     }
     else if (inv.verb == "restore" && a == "--force") inv.force = true;
+    else if (inv.verb == "setup" && (a == "--dry-run" || a == "--yes" || a == "-y" || a == "--undo"))
+      (a == "--dry-run" ? inv.dry_run : a == "--undo" ? inv.undo : inv.yes) = true;
+    else if (inv.verb == "setup" && (a == "--gpu" || a == "--mode" || a == "--connect" || a.rfind("--gpu=", 0) == 0 ||
+                                     a.rfind("--mode=", 0) == 0 || a.rfind("--connect=", 0) == 0)) {
+      std::string name = a.substr(0, a.find('='));
+      std::string value = a.find('=') != std::string::npos ? a.substr(a.find('=') + 1) : i + 1 < argv.size() ? argv[++i] : "";
+      if (value.empty()) {
+        inv.error = name + " needs a value";
+        return inv;
+      }
+      (name == "--gpu" ? inv.gpu : name == "--mode" ? inv.mode : inv.connect) = value;
+    }
     else if (inv.verb != "hook" && a.rfind("--", 0) == 0) {
       inv.error = "unknown option " + a + " for " + inv.verb;
       return inv;
@@ -205,6 +241,10 @@ Invocation parse_args(const std::vector<std::string>& argv) {
     inv.op = rest[1];
     inv.sub = rest[2];
     inv.extra = rest.size() > 3 ? rest[3] : "-";
+    return inv;
+  }
+  if (inv.verb == "setup" && inv.undo && (!inv.gpu.empty() || !inv.mode.empty() || inv.dry_run)) {
+    inv.error = "setup --undo takes only --yes and --connect";
     return inv;
   }
   inv.kind = Invocation::Kind::verb;

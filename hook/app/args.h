@@ -4,6 +4,7 @@
 //   by hand:  gpuhook [--root DIR] hook <vm> <op> <sub-op> [<extra>]
 //   CLI:      gpuhook [--root DIR] [--json] doctor|groups|ids ADDR|check VM|plan VM|status|restore VM [--force]
 //             check also takes --connect URI and --xml FILE
+//             setup VM [--gpu ADDRESS] [--mode MODE] [--dry-run] [--yes] [--connect URI] | setup VM --undo [--yes]
 #pragma once
 #include <string>
 #include <vector>
@@ -22,6 +23,8 @@ struct Invocation {
   std::string connect;            // check --connect URI: libvirt URI ("" = libvirt's default)
   std::string xml_file;           // check/plan --xml FILE: the domain XML from a file instead of libvirt
   bool force = false;             // restore --force: restore even while a process holds the VM's /dev/vfio groups
+  std::string gpu, mode;          // setup --gpu ADDRESS, --mode MODE
+  bool dry_run = false, yes = false, undo = false;  // setup --dry-run, --yes, --undo
   std::string error;              // usage_error: what is wrong
   bool from_libvirt = false;      // run by libvirtd under its hook name
 };

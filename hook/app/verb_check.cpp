@@ -20,6 +20,8 @@
 #include "sysinfo/tuning_facts.h"
 #include "steps/steps.h"
 #include "sysinfo/gpus.h"
+#include "sysinfo/guides.h"
+#include "sysinfo/iommu.h"
 #include "sysinfo/kmod.h"
 #include "sysinfo/machine.h"
 
@@ -56,11 +58,13 @@ struct Checker {
   const Invocation& inv;
   std::string vm;
   std::vector<Finding> f;
+  const std::string* xml_text = nullptr;  // the domain XML given by the caller (setup)
 
   void add(Finding x) { f.push_back(std::move(x)); }
 
   // The domain XML from --xml or libvirt; nullopt (and a finding) when unreadable.
   std::optional<std::string> domain_xml() {
+    if (xml_text) return *xml_text;
     if (!inv.xml_file.empty()) {
       std::ifstream in(inv.xml_file, std::ios::binary);
       if (!in) {
@@ -131,6 +135,74 @@ struct Checker {
     }
 
     display_mode(p, gpu);
+    guides(gpu);
+  }
+
+  void add_issues(const std::vector<Issue>& v) {
+    for (const auto& i : v) add({i.id, i.severity, i.message, i.fix});
+  }
+
+  // What the guides leave behind on the host: kernel options, static vfio-pci ids, reset health.
+  void guides(const std::optional<DisplayAnalysis>& gpu) {
+    Fs& fs = app.host.fs;
+    add_issues(cmdline_issues(detect_iommu(fs)));
+    std::vector<std::vector<std::string>> cards;
+    if (gpu) cards.push_back(gpu->functions);
+    add_issues(vfio_ids_issues(fs, cards, gpu ? gpu->functions : std::vector<std::string>{}));
+    if (gpu) add_issues(reset_issues(fs, gpu->dev));
+  }
+
+  // Hostdevs the host needs for itself, and ROM settings.
+  void domain_guides(const Profile* p, const DomainInfo& d) {
+    Fs& fs = app.host.fs;
+    PciSysfs pci(fs);
+    auto critical = host_critical_devices(fs);
+    for (const auto& h : d.hostdevs) {
+      auto dev = pci.device(h.address);
+      if (!dev) continue;
+      std::string c = dev->class4();
+      std::string loses;
+      if (bridges_above_device(fs, h.address) == 0) {
+        if (c == "0600") loses = "the processor's host bridge (memory controller registers)";
+        else if (c == "0601") loses = "its LPC/eSPI bridge, and with it the embedded controller, keyboard, fans, battery and TPM behind it";
+        else if (c == "0c05") loses = "its SMBus, over which it reads sensors and the memory's SPD";
+        else if (c == "0c80") loses = "a chipset controller (the SPI flash that holds the firmware, or another platform bus)";
+      }
+      for (const auto& [a, why] : critical)
+        if (a == h.address) loses = why;
+      std::string where = "domain " + d.name + (h.line ? " line " + std::to_string(h.line) : std::string());
+      if (!loses.empty())
+        add(error_finding("hostdev-host-critical",
+                          where + ": <hostdev> " + describe_device(*dev) + " gives the VM a device the host needs: the host loses " + loses +
+                              " while the VM runs (no GPU needs it)",
+                          "remove that <hostdev> (virsh edit " + vm + "); pass only the card's functions (`gpuhook doctor` lists them)"));
+      bool is_gpu = p && h.address == p->gpu_address;
+      bool display_fn = is_gpu || dev->is_display();  // a GPU's ROM belongs to a display function
+      if (!h.rom_file.empty()) {
+        auto r = fs.read(h.rom_file);
+        if (!r) {
+          add(error_finding("rom-missing", where + ": <rom file='" + h.rom_file + "'/> of hostdev " + h.address + " cannot be read (" +
+                                               r.error().message() + "): QEMU refuses to start the VM",
+                            "put the ROM file there (readable by QEMU), or remove the <rom file=...> element"));
+        } else if (r->size() < 2 || static_cast<unsigned char>((*r)[0]) != 0x55 || static_cast<unsigned char>((*r)[1]) != 0xaa) {
+          char sig[16];
+          std::snprintf(sig, sizeof sig, "%02x%02x", r->size() > 0 ? static_cast<unsigned char>((*r)[0]) : 0,
+                        r->size() > 1 ? static_cast<unsigned char>((*r)[1]) : 0);
+          add(error_finding("rom-signature", where + ": the ROM file " + h.rom_file + " of hostdev " + h.address + " starts with 0x" + sig +
+                                                 ", not the PCI option ROM signature 0x55aa: the guest's firmware ignores it or hangs",
+                            "use a ROM dumped from this card (a vendor's update tool's file often has a header to strip before the 55 aa)"));
+        }
+        if (!display_fn)
+          add(warning_finding("rom-wrong-function", where + ": hostdev " + h.address + " (" + dev->class_name() + ") carries <rom file='" +
+                                                        h.rom_file + "'/>, but a GPU's ROM belongs to its display function only" +
+                                                        (p ? " (" + p->gpu_address + ")" : ""),
+                              "remove the <rom file=...> element from that hostdev"));
+      }
+      if (is_gpu && h.rom_bar == "off")
+        add(warning_finding("rom-bar-off", where + ": the GPU " + h.address + " has <rom bar='off'/>: the VM's firmware cannot run the "
+                                                   "card's ROM, so the GPU shows nothing until the guest's driver starts",
+                            "remove rom bar='off' unless a guide for this exact card asks for it"));
+    }
   }
 
   void display_mode(const Profile& p, const std::optional<DisplayAnalysis>& gpu) {
@@ -186,6 +258,7 @@ struct Checker {
     if (!d.uefi)
       add(warning_finding("firmware-not-uefi", "domain " + d.name + " boots with legacy BIOS (SeaBIOS), not UEFI",
                           "use OVMF: <os firmware='efi'> (apt install ovmf); modern GPUs and Windows 11 expect UEFI"));
+    domain_guides(p, d);
     if (!p) return;
 
     std::vector<std::string> hostdevs;
@@ -289,12 +362,16 @@ struct Checker {
 }  // namespace
 
 int verb_check(AppContext& app, const Invocation& inv, std::ostream& out, std::ostream& err) {
+  return run_check(app, inv, nullptr, out, err);
+}
+
+int run_check(AppContext& app, const Invocation& inv, const std::string* xml_text, std::ostream& out, std::ostream& err) {
   const std::string& vm = inv.args[0];
   if (auto why = vm_name_problem(vm); !why.empty()) {
     err << "gpuhook: refusing VM name: " << why << "\n";
     return 2;
   }
-  Checker c{app, inv, vm, {}};
+  Checker c{app, inv, vm, {}, xml_text};
   Fs& fs = app.host.fs;
 
   std::optional<Profile> profile;
@@ -322,7 +399,11 @@ int verb_check(AppContext& app, const Invocation& inv, std::ostream& out, std::o
   std::optional<DomainInfo> dom;
   if (auto xml = c.domain_xml()) {
     auto d = parse_domain_xml(*xml);
-    if (!d)
+    if (!d && d.error().id == "domain-xml-invalid")
+      c.add(error_finding("domain-xml-invalid", "the domain XML of " + vm + (inv.xml_file.empty() ? "" : " in " + inv.xml_file) + " does not parse: " +
+                                                    d.error().why,
+                          "fix the XML at that line and column (a tag without its closing '>' is the usual cause)"));
+    else if (!d)
       c.add(error_finding("domain-unreadable", "cannot read the domain XML of " + vm + ": " + d.error().message(),
                           "`virsh dumpxml --inactive " + vm + "` should print it; check the file given with --xml"));
     else
@@ -342,7 +423,7 @@ int verb_check(AppContext& app, const Invocation& inv, std::ostream& out, std::o
     out << "}\n";
   } else {
     out << "Check of VM " << vm << ": profile " << profile_path(vm) << ", domain from "
-        << (inv.xml_file.empty() ? "libvirt" + (inv.connect.empty() ? std::string() : " at " + inv.connect) : inv.xml_file)
+        << (xml_text ? std::string("libvirt, as setup left it") : inv.xml_file.empty() ? "libvirt" + (inv.connect.empty() ? std::string() : " at " + inv.connect) : inv.xml_file)
         << "\n";
     if (c.f.empty()) out << "  no problems found\n";
     print_findings_human(out, c.f);

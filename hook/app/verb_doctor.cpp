@@ -6,7 +6,9 @@
 
 #include "app/findings.h"
 #include "app/verbs.h"
+#include "profile/profile.h"
 #include "sysinfo/gpus.h"
+#include "sysinfo/guides.h"
 #include "sysinfo/iommu.h"
 #include "sysinfo/kmod.h"
 #include "sysinfo/machine.h"
@@ -95,8 +97,13 @@ void gpu_findings(Report& r) {
     return;
   }
   std::vector<const DisplayAnalysis*> discrete;
-  for (const auto& d : r.displays)
+  for (const auto& d : r.displays) {
     if (d.discrete) discrete.push_back(&d);
+    if (!d.bmc.empty())
+      r.findings.push_back(info_finding("gpu-bmc", d.dev.address + " (" + ids(d.dev) + ") is not offered for passthrough: " + d.bmc,
+                                        "nothing to do: a server needs it for its remote console; a GPU to pass through is a card "
+                                        "of its own"));
+  }
   if (discrete.empty()) {
     r.findings.push_back(error_finding("no-dgpu", "no discrete GPU: every display device here is integrated",
                                        "gpuhook passes a discrete GPU through; this machine has none to give"));
@@ -110,17 +117,20 @@ void gpu_findings(Report& r) {
       r.findings.push_back(warning_finding("placement-uncertain", name + ": " + d->placement_reason,
                                            "`lspci -tv` shows what shares its slot; pass it only if it is a card of its own"));
     if (d->dev.iommu_group) {
-      std::string g = "IOMMU group " + std::to_string(*d->dev.iommu_group);
+      std::vector<std::string> gs;
+      for (int x : d->groups) gs.push_back(std::to_string(x));
+      std::string g = (d->groups.size() > 1 ? "IOMMU groups " : "IOMMU group ") + join(gs);
       if (d->isolated) {
         r.findings.push_back(info_finding("gpu-isolated",
-                                          name + " can be passed through cleanly: " + g + " holds only its functions " +
-                                              join(d->functions) + (d->group_others.size() + 1 > d->functions.size() ? " and bridges" : ""),
-                                          "write /etc/gpuhook/vms/<vm>.toml with [gpu] address = \"" + a +
-                                              "\", then run `gpuhook check <vm>`"));
+                                          name + " can be passed through cleanly: " + g + (d->groups.size() > 1 ? " hold" : " holds") +
+                                              " only the card's functions " + join(d->functions) + " (and bridges or "
+                                              "driverless host bridges, which stay on the host)",
+                                          "`sudo gpuhook setup <vm> --gpu " + a + "` writes the profile and the domain (after "
+                                              "showing the diff); by hand: [gpu] address = \"" + a + "\" in /etc/gpuhook/vms/<vm>.toml, "
+                                              "then `gpuhook check <vm>`"));
       } else {
         std::vector<std::string> who;
-        for (const auto& o : d->group_others)
-          if (std::find(d->blockers.begin(), d->blockers.end(), o.address) != d->blockers.end()) who.push_back(describe_member(o));
+        for (const auto& o : d->blocker_devices) who.push_back(describe_member(o) + (o.driver.empty() ? "" : " on " + o.driver));
         Finding f{"gpu-not-isolated", any_clean ? "warning" : "error",
                   name + " cannot be passed through cleanly: " + g + " also holds " + join(who),
                   "give the VM those devices too ([gpu] also in the profile) if the host can spare them, or move the "
@@ -162,6 +172,32 @@ void mux_findings(Report& r) {
                                       "([display] mode = \"external\")"));
 }
 
+// What the passthrough guides leave behind: kernel options, static vfio-pci ids, reset health.
+void guide_findings(Report& r, Fs& fs) {
+  auto add = [&](const std::vector<Issue>& v) {
+    for (const auto& i : v) r.findings.push_back({i.id, i.severity, i.message, i.fix});
+  };
+  add(cmdline_issues(r.iommu));
+  std::vector<std::vector<std::string>> cards;
+  for (const auto& d : r.displays)
+    if (d.discrete) cards.push_back(d.functions);
+  // The cards gpuhook binds dynamically: those of the profiles' GPUs.
+  std::vector<std::string> dynamic;
+  if (auto l = fs.list(kProfileDir)) {
+    for (const auto& n : *l) {
+      if (n.size() < 6 || n.compare(n.size() - 5, 5, ".toml") != 0) continue;
+      ConfigErrors pe;
+      auto p = load_profile(fs, std::string(kProfileDir) + "/" + n, {}, &pe);
+      if (!p) continue;
+      for (const auto& d : r.displays)
+        if (d.dev.address == p->gpu_address) dynamic.insert(dynamic.end(), d.functions.begin(), d.functions.end());
+    }
+  }
+  add(vfio_ids_issues(fs, cards, dynamic));
+  for (const auto& d : r.displays)
+    if (d.discrete) add(reset_issues(fs, d.dev));
+}
+
 Report build_report(Fs& fs) {
   Report r;
   r.iommu = detect_iommu(fs);
@@ -173,6 +209,7 @@ Report build_report(Fs& fs) {
   vfio_findings(r);
   gpu_findings(r);
   mux_findings(r);
+  guide_findings(r, fs);
   return r;
 }
 
@@ -197,12 +234,14 @@ void print_json(const Report& r, std::ostream& out) {
         << ",\"subsystem_device\":" << null_or(v.subsystem_device) << ",\"class\":" << json_str(v.class4())
         << ",\"class_name\":" << json_str(v.class_name()) << ",\"driver\":" << null_or(v.driver)
         << ",\"boot_vga\":" << (v.boot_vga ? "true" : "false")
-        << ",\"iommu_group\":" << (v.iommu_group ? std::to_string(*v.iommu_group) : "null") << ",\"group_devices\":[";
+        << ",\"iommu_group\":" << (v.iommu_group ? std::to_string(*v.iommu_group) : "null") << ",\"groups\":[";
+    for (size_t m = 0; m < d.groups.size(); ++m) out << (m ? "," : "") << d.groups[m];
+    out << "],\"group_devices\":[";
     for (size_t m = 0; m < d.group_others.size(); ++m) out << (m ? "," : "") << json_str(d.group_others[m].address);
     out << "],\"discrete\":" << (d.discrete ? "true" : "false") << ",\"placement_certain\":" << (d.certain ? "true" : "false")
         << ",\"placement\":" << json_str(d.placement_reason) << ",\"functions\":[";
     for (size_t m = 0; m < d.functions.size(); ++m) out << (m ? "," : "") << json_str(d.functions[m]);
-    out << "],\"isolated\":" << (d.isolated ? "true" : "false") << ",\"blockers\":[";
+    out << "],\"bmc\":" << null_or(d.bmc) << ",\"isolated\":" << (d.isolated ? "true" : "false") << ",\"blockers\":[";
     for (size_t m = 0; m < d.blockers.size(); ++m) out << (m ? "," : "") << json_str(d.blockers[m]);
     out << "],\"outputs\":" << json_str(to_string(d.outputs)) << "}";
   }
@@ -247,8 +286,10 @@ void print_human(const Report& r, std::ostream& out) {
         out << "also " << join(m);
       }
       out << "\n";
-      if (d.discrete)
-        out << "      passthrough: " << (d.isolated ? "clean (its group holds only its own functions)" : "blocked by " + join(d.blockers)) << "\n";
+      if (d.discrete) {
+        out << "      functions of the card: " << join(d.functions) << "\n";
+        out << "      passthrough: " << (d.isolated ? "clean (its groups hold only the card's functions)" : "blocked by " + join(d.blockers)) << "\n";
+      }
     }
     if (d.discrete) out << "      " << d.outputs_text << "\n";
   }

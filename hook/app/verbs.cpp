@@ -45,6 +45,7 @@ int run_verb(AppContext& app, const Invocation& inv, std::ostream& out, std::ost
   if (v == "groups") return verb_groups(app, inv, out, err);
   if (v == "ids") return verb_ids(app, inv, out, err);
   if (v == "check") return verb_check(app, inv, out, err);
+  if (v == "setup") return verb_setup(app, inv, out, err);
   if (v == "plan") return verb_plan(app, inv, out, err);
   if (v == "status") return verb_status(app, inv, out, err);
   if (v == "restore") return verb_restore(app, inv, out, err);
@@ -112,7 +113,9 @@ int verb_plan(AppContext& app, const Invocation& inv, std::ostream& out, std::os
   }
   Plan plan = make_plan(app.host, p, dom ? &*dom : nullptr, vm);
   if (inv.json) {
-    out << "{\"vm\":" << json_str(vm) << ",\"group\":" << plan.group << ",\"devices\":[";
+    out << "{\"vm\":" << json_str(vm) << ",\"group\":" << plan.group << ",\"groups\":[";
+    for (size_t i = 0; i < plan.groups.size(); ++i) out << (i ? "," : "") << plan.groups[i];
+    out << "],\"devices\":[";
     for (size_t i = 0; i < plan.devices.size(); ++i) out << (i ? "," : "") << json_str(plan.devices[i]);
     out << "],\"refusals\":[";
     for (size_t i = 0; i < plan.refusals.size(); ++i)
@@ -133,7 +136,12 @@ int verb_plan(AppContext& app, const Invocation& inv, std::ostream& out, std::os
     return plan.refusals.empty() ? 0 : 1;
   }
   out << "Plan for VM " << vm << " (" << p.path << "), display mode " << to_string(p.mode) << "\n";
-  if (plan.group >= 0) out << "IOMMU group " << plan.group << "\n";
+  if (plan.group >= 0) {
+    out << (plan.groups.size() > 1 ? "IOMMU groups" : "IOMMU group");
+    for (size_t i = 0; i < plan.groups.size(); ++i) out << (i ? ", " : " ") << plan.groups[i];
+    if (plan.groups.empty()) out << " " << plan.group;
+    out << "\n";
+  }
   if (!plan.refusals.empty()) {
     out << "\nprepare would REFUSE, changing nothing:\n";
     for (const auto& r : plan.refusals) {

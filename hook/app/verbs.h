@@ -13,6 +13,9 @@ int verb_doctor(AppContext& app, const Invocation& inv, std::ostream& out, std::
 int verb_groups(AppContext& app, const Invocation& inv, std::ostream& out, std::ostream& err);
 int verb_ids(AppContext& app, const Invocation& inv, std::ostream& out, std::ostream& err);
 int verb_check(AppContext& app, const Invocation& inv, std::ostream& out, std::ostream& err);
+// check with the domain XML given (xml_text) instead of read from --xml or libvirt; setup's last word.
+int run_check(AppContext& app, const Invocation& inv, const std::string* xml_text, std::ostream& out, std::ostream& err);
+int verb_setup(AppContext& app, const Invocation& inv, std::ostream& out, std::ostream& err);
 int verb_plan(AppContext& app, const Invocation& inv, std::ostream& out, std::ostream& err);
 int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::ostream& err);
 int verb_restore(AppContext& app, const Invocation& inv, std::ostream& out, std::ostream& err);

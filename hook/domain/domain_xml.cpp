@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
 
 namespace gpuhook {
 namespace {
@@ -35,6 +36,16 @@ long long qemu_size(const std::string& v) {
   return static_cast<long long>(n * mul);
 }
 
+// 1-based line and column of a byte offset.
+std::pair<int, int> line_col(std::string_view s, size_t off) {
+  int line = 1, col = 1;
+  for (size_t i = 0; i < off && i < s.size(); ++i) {
+    if (s[i] == '\n') ++line, col = 1;
+    else ++col;
+  }
+  return {line, col};
+}
+
 }  // namespace
 
 long long libvirt_size_bytes(const std::string& value, const std::string& unit_in, const std::string& def) {
@@ -61,7 +72,10 @@ Result<DomainInfo> parse_domain_xml(std::string_view xml) {
   if (!r) {
     Error e;
     e.what = "cannot read the domain XML";
-    e.why = std::string(r.description()) + " at offset " + std::to_string(r.offset);
+    size_t off = static_cast<size_t>(r.offset) < xml.size() ? static_cast<size_t>(r.offset) : xml.size();
+    auto lc = line_col(xml, off);
+    e.why = "line " + std::to_string(lc.first) + ", column " + std::to_string(lc.second) + ": " + r.description();
+    e.id = "domain-xml-invalid";
     return e;
   }
   pugi::xml_node dom = doc.child("domain");
@@ -110,6 +124,9 @@ Result<DomainInfo> parse_domain_xml(std::string_view xml) {
     std::string_view m = hd.attribute("managed").value();
     h.managed = (m == "yes");
     h.alias = alias;
+    h.rom_file = hd.child("rom").attribute("file").value();
+    h.rom_bar = hd.child("rom").attribute("bar").value();
+    h.line = line_col(xml, static_cast<size_t>(hd.offset_debug() < 0 ? 0 : hd.offset_debug())).first;
     d.hostdevs.push_back(h);
   }
   for (auto sh : dom.child("devices").children("shmem")) {

@@ -15,6 +15,9 @@ struct DomainHostdev {
   // The alias libvirt gives it when the domain starts: a user alias (<alias name='ua-...'/>) is
   // kept; otherwise "hostdevN", numbered in order over hostdev interfaces, then <hostdev>s.
   std::string alias;
+  // <rom file='...' bar='on|off'/>: "" when the hostdev has no such attribute.
+  std::string rom_file, rom_bar;
+  int line = 0;  // line of the <hostdev> in the document (1-based), 0 unknown
 };
 
 // A QEMU device property set through the qemu namespace, e.g. x-pci-sub-vendor-id=5464 for
@@ -64,8 +67,8 @@ struct DomainInfo {
 // TiB); default unit `def`. -1 when unreadable.
 long long libvirt_size_bytes(const std::string& value, const std::string& unit, const std::string& def);
 
-// Parses the XML; hostdevs whose address is malformed are skipped and reported in the error
-// text of the result only when the document itself cannot be read.
+// Parses the XML; hostdevs whose address is malformed are skipped. A document that cannot be read
+// gives an Error whose `why` names the line and column ("line 3, column 1: ...").
 Result<DomainInfo> parse_domain_xml(std::string_view xml);
 
 }  // namespace gpuhook

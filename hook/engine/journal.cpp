@@ -55,7 +55,7 @@ std::string Journal::serialize() const {
   }
   for (const auto& e : entries) {
     s += "step " + std::to_string(e.seq) + " " + e.kind + " phase=" + escape_value(e.phase);
-    for (const auto& [k, v] : e.fields) s += " " + escape_value(k) + "=" + escape_value(v);
+    for (const auto& [k, v] : e.fields) s.append(" ").append(escape_value(k)).append("=").append(escape_value(v));
     s += "\n";
     if (e.done) s += "done " + std::to_string(e.seq) + "\n";
   }

@@ -391,7 +391,7 @@ Result<std::string> RealFs::canonical(const std::string& path) {
   if (r.empty()) return sys_error("cannot resolve " + path, path, errno);
   // Resolved inside the root: strip it back off.
   if (!root_.empty() && r.compare(0, root_.size(), root_) == 0) r = r.substr(root_.size());
-  if (r.empty()) r = "/";
+  if (r.empty()) r.assign(1, '/');  // not r = "/": g++ 12 -O3 warns -Wrestrict (a false positive) there
   return r;
 }
 

@@ -4,6 +4,7 @@
 
 #include "plan/tuning_plan.h"
 #include "steps/steps.h"
+#include "sysinfo/gpus.h"
 #include "sysinfo/kmod.h"
 #include "sysinfo/mux.h"
 #include "sysinfo/procs.h"
@@ -64,6 +65,12 @@ bool console_on(Fs& fs, const std::string& addr) {
   return false;
 }
 
+std::string group_list(const std::vector<int>& g) {
+  std::string s;
+  for (size_t i = 0; i < g.size(); ++i) s += (i ? (i + 1 == g.size() ? " and " : ", ") : "") + std::to_string(g[i]);
+  return s;
+}
+
 std::unique_ptr<Step> profile_command(const Profile& p, const ProfileCommand& c) {
   return make_command("command (" + p.path + ":" + std::to_string(c.line) + ")", c.run, c.undo);
 }
@@ -90,37 +97,43 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
     return plan;
   }
   plan.group = *gdev->iommu_group;
-  auto gaddr = *PciAddress::parse(gpu);
 
-  // Devices that go to vfio-pci: the group's endpoints of the GPU's slot, those listed in
+  // Devices that go to vfio-pci: the functions of the card (its slot, and every endpoint below
+  // its own PCIe switch, in whatever IOMMU group: sysinfo/gpus.h card_of), those listed in
   // [gpu] also, and the domain's managed='no' hostdevs (libvirt binds managed='yes' ones itself).
-  std::vector<std::string> devices;
+  // Every group of the card goes whole: each of its other members must be listed in `also`, or be
+  // a PCI-to-PCI bridge (stays on pcieport: VFIO accepts any driver on a device whose header is
+  // not a normal one), or a bridge-class device without a driver (left unassigned).
+  Card card = card_of(fs, pci, *gdev, pci.addresses());
+  plan.groups = card.groups;
+  std::vector<std::string> devices = card.functions;
   std::vector<std::string> blockers;
-  for (const auto& a : pci.group_members(plan.group)) {
-    auto d = pci.device(a);
-    // PCI-to-PCI bridges stay on pcieport and are never passed through: VFIO accepts any driver
-    // on a device whose header is not a normal one. Host and ISA bridges (0600, 0601) have normal
-    // headers: for the IOMMU they are endpoints like any other.
-    if (!d || d->is_pci_bridge()) continue;
-    bool same_slot = PciAddress::parse(a)->same_slot(gaddr);
-    bool listed = std::find(p.also.begin(), p.also.end(), a) != p.also.end();
-    if (same_slot || listed) devices.push_back(a);
-    else if (d->driver.empty())  // VFIO accepts a driverless device in the group; it stays unassigned
-      plan.notes.push_back(describe_device(*d) + " shares IOMMU group " + std::to_string(plan.group) +
+  for (const auto& d : card.others) {
+    bool listed = std::find(p.also.begin(), p.also.end(), d.address) != p.also.end();
+    if (listed) devices.push_back(d.address);
+    else if (std::find(card.blockers.begin(), card.blockers.end(), d.address) != card.blockers.end())
+      blockers.push_back(describe_device(d));
+    else if (!d.is_pci_bridge())
+      plan.notes.push_back(describe_device(d) + " shares IOMMU group " + (d.iommu_group ? std::to_string(*d.iommu_group) : "?") +
                            " without a driver: left as it is, not given to the VM");
-    else blockers.push_back(describe_device(*d));
   }
+  for (const auto& f : card.functions)
+    if (auto d = pci.device(f); d && !d->iommu_group)
+      plan.refusals.push_back(refusal("iommu-off", "the IOMMU is off for " + f + ", a function of the card " + gpu + ": it has no IOMMU group", "",
+                                      "enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on (Intel); `gpuhook doctor` checks it"));
   for (const auto& a : p.also) {
     auto d = pci.device(a);
-    if (!d || d->iommu_group != plan.group)
-      plan.refusals.push_back(refusal("group-incomplete", "[gpu] also lists " + a + ", which is not in IOMMU group " + std::to_string(plan.group),
+    if (!d || !d->iommu_group || std::find(card.groups.begin(), card.groups.end(), *d->iommu_group) == card.groups.end())
+      plan.refusals.push_back(refusal("group-incomplete", "[gpu] also lists " + a + ", which is not in IOMMU group " + std::to_string(plan.group) +
+                                          (card.groups.size() > 1 ? " or another group of the card" : ""),
                                       "", "remove it from [gpu] also; `gpuhook groups` shows the group"));
   }
   if (!blockers.empty()) {
     std::string list;
     for (const auto& b : blockers) list += (list.empty() ? "" : "; ") + b;
     plan.refusals.push_back(refusal("group-incomplete",
-        "IOMMU group " + std::to_string(plan.group) + " of " + gpu + " also holds devices of other slots: " + list,
+        std::string(card.groups.size() > 1 ? "the IOMMU groups" : "IOMMU group") + " " + group_list(card.groups) + " of " + gpu +
+            " also hold" + (card.groups.size() > 1 ? "" : "s") + " devices that are not the card's: " + list,
         "the kernel lets QEMU use a group only when every device in it is given to vfio-pci",
         "list each of them in [gpu] also if the VM may have them too, or move the GPU to a slot with "
         "its own group; `gpuhook groups` shows the group"));

@@ -12,7 +12,8 @@
 //   6. holders      processes still holding the GPU's nodes: refuse or terminate ([host] holders)
 //   7. module.unload   [host] unload_modules, in the order given (nvidia_drm before nvidia)
 //   8. module.load  vfio-pci when its driver is not there yet
-//   9. pci.vfio     every endpoint of the IOMMU group and the domain's managed='no' hostdevs
+//   9. pci.vfio     every function of the card (each of its IOMMU groups whole), [gpu] also, and
+//                   the domain's managed='no' hostdevs
 //  10. mux.acpi / command   panel switch (mode mux with acpi, mode command)
 //  11. [[commands]] when = "prepare"
 // start:   [[commands]] when = "start"
@@ -29,6 +30,7 @@ namespace gpuhook {
 
 struct Plan {
   int group = -1;                      // IOMMU group of [gpu] address
+  std::vector<int> groups;             // every IOMMU group of the card's functions
   std::vector<std::string> devices;    // functions that go to vfio-pci, sorted
   StepList prepare, start, started;
   std::vector<Error> refusals;         // reasons not to start; nothing is touched when present

@@ -141,7 +141,7 @@ class Checker {
       }
       if (!close) {
         msg += "; valid keys:";
-        for (auto a : allowed) msg += " " + std::string(a);
+        for (auto a : allowed) msg.append(" ").append(a);
       }
       at(k.source(), msg);
     }

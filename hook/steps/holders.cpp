@@ -115,7 +115,7 @@ class Holders : public Step {
     found_ = scan(ctx);
     Record r{{"policy", terminate_ ? "terminate" : "refuse"}};
     std::string pids;
-    for (const auto& h : found_) pids += (pids.empty() ? "" : ",") + std::to_string(h.pid) + ":" + h.name;
+    for (const auto& h : found_) pids.append(pids.empty() ? "" : ",").append(std::to_string(h.pid)).append(":").append(h.name);
     r["holders"] = pids;
     return r;
   }

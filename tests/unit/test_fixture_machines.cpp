@@ -27,6 +27,8 @@ struct Gpu {
   std::vector<std::string> blockers;
   std::string subsystem;          // "1558:8550" or "" when the listing does not show it
   long sub_vendor_dec = -1, sub_device_dec = -1;  // the same in decimal, worked out by hand
+  std::vector<std::string> functions = {};  // the card's functions (checked when given)
+  bool bmc = false;                         // a server BMC's display
 };
 
 struct Machine {
@@ -78,6 +80,23 @@ const std::vector<Machine>& machines() {
        {{"0000:01:00.0", "10de:1f97", "0302", -1, true, false, {}, ""}}, 1},
       {"25-acer-nitro5-an515-51-gtx1050-vga-optimus-excerpt", 0, 1,
        {{"0000:01:00.0", "10de:1c8d", "0300", -1, true, false, {}, "1025:118b", 4133, 4491}}, 1},
+      // 26-33: expectations from each file's by-hand header reading (../shared/fixtures/real).
+      {"26-b350-plus-r9-390-rx550-chipset-group", 20, 38,
+       {{"0000:06:00.0", "1002:699f", "0300", 12, true, false, {"0000:01:00.0", "0000:01:00.1", "0000:03:00.0"}, "", -1, -1,
+         {"0000:06:00.0", "0000:06:00.1"}},
+        {"0000:07:00.0", "1002:67b1", "0300", 13, true, true, {}, "", -1, -1, {"0000:07:00.0", "0000:07:00.1"}}}, 0},
+      {"29-x570-acs-override-rx570-gtx1080-split-functions", 44, 52,
+       {{"0000:0a:00.0", "1002:67df", "0300", 33, true, true, {}, "", -1, -1, {"0000:0a:00.0", "0000:0a:00.1"}},
+        {"0000:0b:00.0", "10de:1b80", "0300", 35, true, true, {}, "", -1, -1, {"0000:0b:00.0", "0000:0b:00.1"}}}, 0},
+      {"30-fujitsu-tx1320m3-server-bmc-vga-only-no-dgpu", 15, 21,
+       {{"0000:02:00.0", "102b:0522", "0300", 10, false, true, {}, "", -1, -1, {}, true}}, 1},
+      {"31-x570-aorus-pro-5900x-rx5700xt-single-gpu", 32, 45,
+       {{"0000:0b:00.0", "1002:731f", "0300", 25, true, true, {}, "", -1, -1, {"0000:0b:00.0", "0000:0b:00.1"}}}, 0},
+      {"32-asrock-b550-itx-cezanne-apu-only-acs-override-domain-prefix", 20, 28,
+       {{"0000:05:00.0", "1002:1638", "0300", 14, false, true, {}, ""}}, 1},
+      {"33-threadripper-1950x-x399-radeon-vii-rx580", 49, 77,
+       {{"0000:0d:00.0", "1002:66af", "0300", 20, true, true, {}, "", -1, -1, {"0000:0d:00.0", "0000:0d:00.1"}},
+        {"0000:43:00.0", "1002:67df", "0300", 42, true, true, {}, "", -1, -1, {"0000:43:00.0", "0000:43:00.1"}}}, 0},
   };
   return m;
 }
@@ -89,8 +108,8 @@ std::string path_of(const Machine& m) { return std::string(GPUHOOK_SOURCE_DIR) +
 std::map<int, std::set<std::string>> naive_groups(const std::string& text) {
   std::map<int, std::set<std::string>> g;
   static const std::regex one(R"(^IOMMU [Gg]roup (\d+) (?:0000:)?([0-9a-f]{2}:[0-9a-f]{2}\.[0-7]) )");
-  static const std::regex head(R"(^IOMMU [Gg]roup (\d+):\s*$)");
-  static const std::regex member(R"(^\s+([0-9a-f]{2}:[0-9a-f]{2}\.[0-7]) )");
+  static const std::regex head(R"(^IOMMU [Gg]roup (\d+):?\s*$)");
+  static const std::regex member(R"(^\s+(?:0000:)?([0-9a-f]{2}:[0-9a-f]{2}\.[0-7]) )");
   std::istringstream in(text);
   std::string line;
   int current = -1;
@@ -125,6 +144,7 @@ TEST_P(RealMachine, TheListingKeepsItsSourceLineAndParsesWithoutContradictions) 
   // The header's dgpu line names exactly the discrete GPUs expected here.
   std::set<std::string> header, expected;
   std::string dgpu = listing.header.at("dgpu");
+  if (dgpu == "none") dgpu.clear();
   for (size_t b = 0; b < dgpu.size();) {
     size_t e = dgpu.find(',', b);
     if (e == std::string::npos) e = dgpu.size();
@@ -195,6 +215,12 @@ TEST_P(RealMachine, DoctorFindsEachGpuWithItsClassPlacementIsolationAndBlockers)
     for (const auto& b : g.at("blockers").as_array()) blockers.emplace_back(b.as_string());
     EXPECT_EQ(blockers, want.blockers);
     EXPECT_EQ(g.at("subsystem_vendor").is_null(), want.subsystem.empty());
+    if (!want.functions.empty()) {
+      std::vector<std::string> functions;
+      for (const auto& f : g.at("functions").as_array()) functions.emplace_back(f.as_string());
+      EXPECT_EQ(functions, want.functions) << "the card's functions, in whatever IOMMU group";
+    }
+    EXPECT_EQ(!g.at("bmc").is_null(), want.bmc);
   }
   bool off_reported = false;
   for (const auto& f : j.at("findings").as_array()) off_reported |= f.at("id").as_string() == "iommu-off";
@@ -271,7 +297,7 @@ TEST(RealMachines, EveryListingInTheDataDirectoryIsCovered) {
     if (e.path().extension() == ".txt") files.insert(e.path().stem().string());
   for (const auto& m : machines()) covered.insert(m.file);
   EXPECT_EQ(files, covered);
-  EXPECT_EQ(files.size(), 15u);
+  EXPECT_EQ(files.size(), 21u);
 }
 
 }  // namespace

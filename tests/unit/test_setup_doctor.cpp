@@ -117,9 +117,10 @@ TEST(Doctor, ALoneGpuBehindOneBridgeIsCalledDiscreteButTheUncertaintyIsSaid) {
   EXPECT_EQ(f->at("severity").as_string(), "warning");
 }
 
-TEST(Doctor, AHostBridgeInTheGroupBlocksButPciBridgesDoNot) {
+TEST(Doctor, AHostBridgeWithADriverInTheGroupBlocksButPciBridgesAndADriverlessHostBridgeDoNot) {
   FakeHost h;
-  h.kernel.add_pci({"0000:00:00.0", "8086", "0c00", "", "", "060000", "", "", 1, false});
+  h.kernel.add_module({"ie31200_edac", {}, "ie31200_edac", false, true});
+  h.kernel.add_pci({"0000:00:00.0", "8086", "0c00", "", "", "060000", "ie31200_edac", "ie31200_edac", 1, false});
   h.kernel.add_bridge("0000:00:01.0", 1);
   h.kernel.add_pci({"0000:01:00.0", "10de", "13c2", "1458", "3679", "030000", "", "", 1, true,
                     "/sys/devices/pci0000:00/0000:00:01.0"});
@@ -132,7 +133,14 @@ TEST(Doctor, AHostBridgeInTheGroupBlocksButPciBridgesDoNot) {
   auto* f = finding(j, "gpu-not-isolated");
   ASSERT_NE(f, nullptr);
   EXPECT_EQ(f->at("severity").as_string(), "error") << "no discrete GPU of this host can be passed cleanly";
+  EXPECT_NE(std::string(f->at("message").as_string()).find("ie31200_edac"), std::string::npos) << "the blocker's driver is named";
   EXPECT_EQ(rc, 1);
+  // Without its driver VFIO leaves the host bridge unassigned: the group is viable.
+  ASSERT_TRUE(h.fs.write("/sys/bus/pci/drivers/ie31200_edac/unbind", "0000:00:00.0"));
+  j = doctor(h, &rc);
+  g = gpu(j, "0000:01:00.0");
+  EXPECT_TRUE(g->at("isolated").as_bool()) << json::serialize(j);
+  EXPECT_TRUE(strings(g->at("blockers")).empty());
 }
 
 TEST(Doctor, TheSingleGpuDesktopIsToldToUseTakeover) {

@@ -49,7 +49,7 @@ chmod 0644 "$ROOT/etc/gpuhook/vms/$vm.toml"
 
 # The fake host is read the way gpuhook reads a host: plan sees both functions in group 1.
 plan=$("$GPUHOOK" --root "$ROOT" plan $vm --json 2>&1) || fail "gpuhook --root plan on the fake host: $plan"
-expect_contains "$plan" '"group":1,"devices":["0000:01:00.0","0000:01:00.1"]' "plan on the fake host"
+expect_contains "$plan" '"group":1,"groups":[1],"devices":["0000:01:00.0","0000:01:00.1"]' "plan on the fake host"
 ok "fake host tree read by gpuhook (plan: group 1, both functions)"
 
 # --- the domain, through libvirt ---

@@ -1,4 +1,4 @@
-# Scenario 22 (issue 13), layout laptop, 2 vCPUs, `gpuhook hook` by hand (no systemd). Proves:
+# Scenario 24 (issue 13), layout laptop, 2 vCPUs, `gpuhook hook` by hand (no systemd). Proves:
 #   huge pages: a domain with <hugepages/> and 64 MiB gets 32 pages of 2 MiB: with 2 free pages
 #   reserved before, nr_hugepages goes 2 -> 32 in prepare (32 free for the VM) and back to 2 in
 #   release (the previous count, not zero); a domain of 4 GiB (the guest has 1.5 GiB) is refused

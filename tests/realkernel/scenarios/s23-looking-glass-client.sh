@@ -1,4 +1,4 @@
-# Scenario 21 (issue 16), layout laptop, `gpuhook hook` by hand (busybox guest, no systemd, no
+# Scenario 23 (issue 16), layout laptop, `gpuhook hook` by hand (busybox guest, no systemd, no
 # user manager). Proves, with a stand-in client (tests/realkernel/lg-standin-client) that
 # records its argv, uid, stdio and environment and then waits:
 #   prepare creates /dev/shm/looking-glass with the domain's <shmem> size (32 MiB), owned by the
