@@ -70,9 +70,12 @@ const VerbSpec kVerbs[] = {
      "  --connect URI  libvirt URI (default: libvirt's, qemu:///system as root)\n"
      "  --undo         redefine the newest backup of VM's domain (after showing the diff) and remove the\n"
      "                 profile setup wrote"},
-    {"plan", 1, 1, "plan VM",
+    {"plan", 1, 1, "plan VM [--xml FILE]",
      "the exact steps a start of VM would take, or why it would refuse", "Prints the exact steps a prepare of VM would take on this host, in order, or why it\n"
-                              "would refuse. Changes nothing."},
+                              "would refuse. Changes nothing.\n"
+                              "  --xml FILE     the domain XML (virsh dumpxml VM): its managed='no' hostdevs, and what\n"
+                              "                 [tuning] and Looking Glass need (huge pages, pinning, <shmem>); without it\n"
+                              "                 those steps are only named in the notes"},
     {"status", 0, 0, "status",
      "what each VM holds now, and anything inconsistent", "VMs with profiles, the devices each holds (from the journals), the driver of each\n"
                                "device now, and anything inconsistent. Exit 1 when something is inconsistent."},
@@ -205,8 +208,8 @@ Invocation parse_args(const std::vector<std::string>& argv) {
         return inv;
       }
     }
-    else if (inv.verb == "check" && (a == "--connect" || a == "--xml" || a.rfind("--connect=", 0) == 0 ||
-                                     a.rfind("--xml=", 0) == 0)) {
+    else if ((inv.verb == "check" && (a == "--connect" || a.rfind("--connect=", 0) == 0)) ||
+             ((inv.verb == "check" || inv.verb == "plan") && (a == "--xml" || a.rfind("--xml=", 0) == 0))) {
       std::string name = a.substr(0, a.find('='));
       std::string value;
       if (a.find('=') != std::string::npos) value = a.substr(a.find('=') + 1);

@@ -22,7 +22,7 @@ struct Invocation {
   // hook: the libvirt arguments
   std::string vm, op, sub, extra;
   std::string connect;            // check --connect URI: libvirt URI ("" = libvirt's default)
-  std::string xml_file;           // check --xml FILE: the domain XML from a file instead of libvirt
+  std::string xml_file;           // check/plan --xml FILE: the domain XML from a file instead of libvirt
   bool force = false;             // restore --force: restore even while a process holds the VM's /dev/vfio groups
   std::string gpu, mode;          // setup --gpu ADDRESS, --mode MODE
   bool dry_run = false, yes = false, undo = false;  // setup --dry-run, --yes, --undo

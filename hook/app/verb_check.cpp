@@ -18,6 +18,7 @@
 #include "app/verbs.h"
 #include "domain/domain_xml.h"
 #include "plan/planner.h"
+#include "sysinfo/tuning_facts.h"
 #include "steps/steps.h"
 #include "sysinfo/gpus.h"
 #include "sysinfo/guides.h"
@@ -225,6 +226,20 @@ struct Checker {
                                                        (fi.type == FileType::missing ? "missing" : "not an executable file"),
                             "install it or fix [display.command] in " + p.path));
       }
+    }
+    if (p.mode == DisplayMode::looking_glass) {
+      // The domain's <shmem> and its size are the planner's refusals (lg-shmem-missing, lg-shmem-size).
+      const auto& client = p.looking_glass.client;
+      FileInfo fi = client.empty() ? FileInfo{} : fs.stat(client[0]);
+      if (!client.empty() && (fi.type != FileType::regular || (fi.mode & 0111) == 0))
+        add(error_finding("display-unsupported", "display mode 'looking-glass' runs " + client[0] + ", which is " +
+                                                     (fi.type == FileType::missing ? "missing" : "not an executable file"),
+                          "build and install looking-glass-client (its version must match the Windows host application), "
+                          "or fix [display.looking_glass] client in " + p.path));
+      if (auto u = lookup_user(fs, p.looking_glass.user); u && session_environment(fs, u->uid).empty())
+        add(warning_finding("lg-no-session", p.looking_glass.user + " has no graphical session now (no process of theirs has "
+                                                                    "WAYLAND_DISPLAY or DISPLAY)",
+                            "log in to the desktop before starting the VM, or the client starts without a display"));
     }
     if (p.mode == DisplayMode::external && gpu && gpu->outputs == Outputs::none)
       add(warning_finding("gpu-no-outputs", "display mode 'external' expects a monitor on " + gpu->dev.address + ", but its " +

@@ -162,12 +162,14 @@ void mux_findings(Report& r) {
     r.findings.push_back(info_finding("mux-reboot-only",
                                       v.name + " (" + v.path + " = " + v.value + "; " + v.meaning +
                                           ") moves the panel only after a reboot",
-                                      "switch to dGPU-only in the firmware or vendor tool before starting the VM, then use "
-                                      "[display] mode = \"external\" or \"takeover\""));
+                                      "without a reboot: [display] mode = \"looking-glass\" shows the VM on the host's panel "
+                                      "(README, Display modes); or switch to dGPU-only in the firmware or vendor tool before "
+                                      "starting the VM, then use [display] mode = \"external\" or \"takeover\""));
   if (!m.any_runtime() && m.reboot_only.empty())
     r.findings.push_back(info_finding("mux-none", "no MUX switch found: the built-in panel stays on the integrated GPU",
-                                      "show the VM on an external monitor wired to the dGPU ([display] mode = \"external\") "
-                                      "or with Looking Glass"));
+                                      "show the VM on the laptop's panel with [display] mode = \"looking-glass\" "
+                                      "(config/vms/laptop-looking-glass.toml), or on an external monitor wired to the dGPU "
+                                      "([display] mode = \"external\")"));
 }
 
 // What the passthrough guides leave behind: kernel options, static vfio-pci ids, reset health.

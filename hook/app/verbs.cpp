@@ -3,6 +3,10 @@
 #include "version.h"
 #include "app/verbs.h"
 
+#include <fstream>
+#include <iterator>
+#include <optional>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -93,7 +97,23 @@ int verb_plan(AppContext& app, const Invocation& inv, std::ostream& out, std::os
   auto loaded = load_for_cli(app, vm, err, rc);
   if (!loaded) return rc;
   auto& [g, p] = *loaded;
-  Plan plan = make_plan(app.host, p, nullptr, vm);
+  // --xml FILE: the domain, for what only it says (managed='no' hostdevs, huge pages, pinning, shmem).
+  std::optional<DomainInfo> dom;
+  if (!inv.xml_file.empty()) {
+    std::ifstream in(inv.xml_file, std::ios::binary);
+    if (!in) {
+      err << "gpuhook: cannot read the domain XML file " << inv.xml_file << "\n  pass the domain XML: virsh dumpxml " << vm << " > FILE\n";
+      return 1;
+    }
+    std::string xml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto d = parse_domain_xml(xml);
+    if (!d) {
+      err << "gpuhook: " << d.error().message() << "\n  pass the domain XML: virsh dumpxml " << vm << " > FILE\n";
+      return 1;
+    }
+    dom = *d;
+  }
+  Plan plan = make_plan(app.host, p, dom ? &*dom : nullptr, vm);
   if (inv.json) {
     out << "{\"vm\":" << json_str(vm) << ",\"group\":" << plan.group << ",\"groups\":[";
     for (size_t i = 0; i < plan.groups.size(); ++i) out << (i ? "," : "") << plan.groups[i];
@@ -175,6 +195,7 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
     bool journal = false;
     std::vector<std::pair<std::string, std::string>> devices;  // address, driver now
     std::vector<std::string> issues;
+    std::vector<std::string> in_force;  // tuning and Looking Glass steps of the journal
     std::string busy;  // an event holds the VM's lock: not compared now
     std::vector<std::string> settled;  // journaled steps with nothing left to undo
   };
@@ -220,6 +241,8 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
     if (j && !j->entries.empty()) {
       r.journal = true;
       for (const auto& e : j->entries)
+        if (auto t = tuning_in_force(e.kind, e.fields); !t.empty()) r.in_force.push_back(t);
+      for (const auto& e : j->entries)
         if (e.kind == "pci.vfio") {
           std::string a = e.fields.count("address") ? e.fields.at("address") : "";
           auto d = pci.device(a);
@@ -260,6 +283,8 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
       for (size_t k = 0; k < r.devices.size(); ++k)
         out << (k ? "," : "") << "{\"address\":" << json_str(r.devices[k].first)
             << ",\"driver\":" << json_str(r.devices[k].second) << "}";
+      out << "],\"in_force\":[";
+      for (size_t k = 0; k < r.in_force.size(); ++k) out << (k ? "," : "") << json_str(r.in_force[k]);
       out << "],\"issues\":[";
       for (size_t k = 0; k < r.issues.size(); ++k) out << (k ? "," : "") << json_str(r.issues[k]);
       out << "],\"settled\":[";
@@ -283,6 +308,7 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
         << (r.profile_gpu.empty() ? "" : ", profile GPU " + r.profile_gpu) << "\n";
     if (!r.busy.empty()) out << "  an event is running, not compared now: " << r.busy << "\n";
     for (const auto& [a, d] : r.devices) out << "  " << a << " now on " << d << "\n";
+    for (const auto& t : r.in_force) out << "  in force: " << t << "\n";
     for (const auto& i : r.issues) out << "  ! " << i << "\n";
     for (const auto& i : r.settled) out << "  - " << i << "\n";
     if (!r.journal && !r.settled.empty())

@@ -26,6 +26,19 @@ struct QemuProp {
   std::string alias, name, value, form;
 };
 
+// <shmem name='looking-glass'><model type='ivshmem-plain'/><size unit='M'>32</size></shmem>
+struct DomainShmem {
+  std::string name;        // file name under /dev/shm
+  std::string model;       // "ivshmem-plain", "ivshmem-doorbell", ...
+  long long size_bytes = -1;  // -1: no readable <size> (QEMU's default of 4 MiB applies)
+};
+
+// <memoryBacking><hugepages/> and its <page size= unit= nodeset=/> children.
+struct DomainHugepage {
+  long long size_kib = 0;  // 0: the host's default huge page size
+  std::string nodeset;     // guest NUMA nodes, "" for all
+};
+
 struct DomainInfo {
   std::string name;
   std::string type;                    // "kvm", "qemu"
@@ -35,7 +48,24 @@ struct DomainInfo {
   // Device properties set through the qemu namespace (override or commandline -set), as found.
   std::vector<QemuProp> qemu_props;
   bool has_qemu_namespace = false;
+
+  // Tuning and Looking Glass (issues 13, 16).
+  std::vector<DomainShmem> shmems;
+  long long memory_kib = 0;            // <memory> (else <currentMemory>), in KiB
+  bool hugepages = false;              // <memoryBacking><hugepages/>
+  std::vector<DomainHugepage> hugepage_sizes;  // its <page> children
+  std::string numatune_nodeset;        // <numatune><memory nodeset=...>
+  // <cputune>: every cpuset of <vcpupin>, <emulatorpin>, <iothreadpin>, as written ("2-5,^3").
+  std::vector<std::string> cpu_pins;
+  // /dev/kvmfrN named as mem-path= of a memory-backend-file in <qemu:commandline>, "" if none,
+  // with its size= in bytes (-1 unknown).
+  std::string kvmfr_device;
+  long long kvmfr_size = -1;
 };
+
+// "32" with unit "M" -> bytes; libvirt's units (b, bytes, KB, k, KiB, MB, M, MiB, GB, G, GiB, TB, T,
+// TiB); default unit `def`. -1 when unreadable.
+long long libvirt_size_bytes(const std::string& value, const std::string& unit, const std::string& def);
 
 // Parses the XML; hostdevs whose address is malformed are skipped. A document that cannot be read
 // gives an Error whose `why` names the line and column ("line 3, column 1: ...").

@@ -150,7 +150,8 @@ FileInfo FakeFs::stat(const std::string& path, bool follow) {
   fi.type = it->second.type;
   fi.mode = it->second.mode;
   fi.uid = it->second.uid;
-  fi.size = static_cast<long long>(it->second.data.size());
+  fi.gid = it->second.gid;
+  fi.size = it->second.sparse >= 0 ? it->second.sparse : static_cast<long long>(it->second.data.size());
   return fi;
 }
 
@@ -202,12 +203,27 @@ void FakeFs::put_file(const std::string& path, std::string data, unsigned mode, 
   nodes_[path] = Node{FileType::regular, std::move(data), mode, uid};
 }
 
-void FakeFs::put_dir(const std::string& path, unsigned mode) {
+void FakeFs::put_dir(const std::string& path, unsigned mode, unsigned uid) {
   std::string dir = dirname_of(path);
   if (dir != path && !nodes_.count(dir)) put_dir(dir);
   auto& n = nodes_[path];
   n.type = FileType::directory;
   n.mode = mode;
+  n.uid = uid;
+}
+
+Status FakeFs::create_sized(const std::string& path, long long size, unsigned mode, unsigned uid, unsigned gid) {
+  std::string dir = dirname_of(path);
+  auto d = nodes_.find(dir);
+  if (d == nodes_.end() || d->second.type != FileType::directory) return enoent("cannot open the directory of " + path, dir);
+  if (nodes_.count(path)) return sys_error("cannot create " + path, path, EEXIST);  // O_EXCL|O_NOFOLLOW
+  if (kernel) {
+    if (auto s = kernel->on_write(path, "", nullptr); !s) return s;  // fault injection
+  }
+  writes.push_back(path + " <- (create " + std::to_string(size) + " bytes)");
+  Node n{FileType::regular, "", mode & 07777, uid, gid, size};
+  nodes_[path] = n;
+  return Status::success();
 }
 
 void FakeFs::put_link(const std::string& path, std::string target) {
@@ -234,6 +250,9 @@ std::map<std::string, std::string> FakeFs::snapshot(const std::vector<std::strin
     if (skip) continue;
     std::string v = n.type == FileType::directory ? "dir" : n.type == FileType::symlink ? "link:" + n.data : "file:" + n.data;
     if (kernel && n.type == FileType::regular) v = "file:" + kernel->on_read(p, n.data);
+    if (n.sparse >= 0)
+      v = "file:(" + std::to_string(n.sparse) + " bytes, " + std::to_string(n.uid) + ":" + std::to_string(n.gid) + " " +
+          std::to_string(n.mode) + ")";
     s[p] = v;
   }
   return s;

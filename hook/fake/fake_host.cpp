@@ -31,6 +31,27 @@ Result<RunResult> FakeRunner::run(const std::vector<std::string>& argv, const De
   return it->second(argv, d);
 }
 
+Result<int> FakeRunner::spawn_detached(const DetachedSpec& spec) {
+  if (spec.argv.empty() || !kernel) return Error{"cannot start a detached program", "no kernel", "", EINVAL, false, false, 0, false, ""};
+  std::string line = "spawn-detached " + format_argv(spec.argv);
+  calls.push_back(line);
+  if (!programs.count(spec.argv.front())) {
+    Error e;
+    e.what = "cannot start " + spec.argv.front();
+    e.why = "exec: No such file or directory";
+    e.code = ENOENT;
+    return e;
+  }
+  RunResult r;
+  if (fault_check && fault_check(line, Deadline(*clock, 0), r)) {
+    Error e;
+    e.what = "cannot start " + spec.argv.front();
+    e.why = "exec: " + r.summary();
+    return e;
+  }
+  return kernel->spawn(spec);
+}
+
 bool FakeRunner::has_program(const std::string& name) {
   return programs.count(name) > 0 || programs.count(basename_of(name)) > 0;
 }
@@ -79,6 +100,8 @@ Result<std::unique_ptr<LockHandle>> FakeLocker::lock(const std::string& path, co
 
 FakeHost::FakeHost() : kernel(fs, clock, runner) {
   signals.kernel = &kernel;
+  runner.kernel = &kernel;
+  runner.clock = &clock;
   runner.fault_check = [this](const std::string& line, const Deadline& d, RunResult& out) {
     return kernel.command_fault(line, d, out);
   };
@@ -152,6 +175,45 @@ void build_reference_laptop(FakeHost& h) {
   k.add_unit("nvidia-persistenced.service", true);
   k.add_process({1, "systemd", {}, false, ""});
   k.set_monitor_input(4, 0x11);
+}
+
+void add_tuning_host(FakeHost& h, bool user_manager) {
+  auto& fs = h.fs;
+  auto& k = h.kernel;
+  fs.put_file("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\n");
+  fs.put_file("/etc/group", "root:x:0:\nkvm:x:994:alice\nalice:x:1000:\n");
+  fs.put_dir("/home/alice", 0755, 1000);
+  fs.put_dir("/dev/shm", 01777);
+  fs.put_file("/sys/devices/system/cpu/online", "0-7\n");
+  for (int c = 0; c < 8; ++c) {
+    std::string d = "/sys/devices/system/cpu/cpu" + std::to_string(c) + "/cpufreq";
+    fs.put_file(d + "/scaling_governor", "powersave\n");
+    fs.put_file(d + "/scaling_available_governors", "performance powersave\n");
+  }
+  for (auto [kib, cap] : {std::pair{2048LL, 2048LL}, std::pair{1048576LL, 2LL}}) {
+    std::string d = "/sys/kernel/mm/hugepages/hugepages-" + std::to_string(kib) + "kB";
+    fs.put_file(d + "/nr_hugepages", "0\n");
+    fs.put_file(d + "/free_hugepages", "0\n");
+    k.set_hugepage_capacity(d, cap);
+  }
+  fs.put_file("/proc/meminfo", "MemTotal:       16318412 kB\nMemFree:         4194304 kB\nHugepagesize:       2048 kB\n");
+  fs.put_file("/proc/sys/vm/drop_caches", "0\n", 0200);
+  fs.put_file("/proc/sys/vm/compact_memory", "", 0200);
+  fs.put_file("/sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory pids\n");
+  fs.put_file("/sys/fs/cgroup/cpuset.cpus.effective", "0-7\n");
+  bool systemd = fs.is_dir("/run/systemd/system");
+  for (const char* g : systemd ? std::vector<const char*>{"system.slice", "user.slice", "init.scope", "machine.slice"}
+                               : std::vector<const char*>{"services", "users", "machine"})
+    fs.put_file(std::string("/sys/fs/cgroup/") + g + "/cpuset.cpus", "\n"),
+        fs.put_file(std::string("/sys/fs/cgroup/") + g + "/cgroup.procs", "2000\n");  // populated: cannot be emptied
+  fs.put_dir("/run/user/1000", 0700, 1000);
+  if (user_manager) fs.put_file("/run/user/1000/systemd/private", "", 0600, 1000);
+  k.add_user_process({2000, "gnome-shell", {}, false, ""}, 1000,
+                     {"HOME=/home/alice", "WAYLAND_DISPLAY=wayland-0", "XDG_RUNTIME_DIR=/run/user/1000", "XDG_SESSION_TYPE=wayland"});
+  h.runner.programs["/usr/local/bin/looking-glass-client"] = [](const std::vector<std::string>&, const Deadline&) {
+    return RunResult{0, false, false, "", ""};
+  };
+  h.runner.programs["systemd-run"] = [&h](const std::vector<std::string>& a, const Deadline&) { return h.kernel.systemd_run(a); };
 }
 
 void build_single_gpu_desktop(FakeHost& h) {

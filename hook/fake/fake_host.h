@@ -47,6 +47,8 @@ class FakeFs : public Fs {
     std::string data;  // file content, or symlink target
     unsigned mode = 0644;
     unsigned uid = 0;
+    unsigned gid = 0;
+    long long sparse = -1;  // >= 0: a sized file made by create_sized (its bytes are not kept)
   };
   Result<std::string> read(const std::string& path) override;
   Status write(const std::string& path, std::string_view data) override;
@@ -59,10 +61,11 @@ class FakeFs : public Fs {
   Status write_atomic(const std::string& path, std::string_view data, unsigned mode) override;
   Status make_dirs(const std::string& path, unsigned mode) override;
   Status remove(const std::string& path) override;
+  Status create_sized(const std::string& path, long long size, unsigned mode, unsigned uid, unsigned gid) override;
 
   // Direct tree manipulation (setup, kernel model).
   void put_file(const std::string& path, std::string data, unsigned mode = 0644, unsigned uid = 0);
-  void put_dir(const std::string& path, unsigned mode = 0755);
+  void put_dir(const std::string& path, unsigned mode = 0755, unsigned uid = 0);
   void put_link(const std::string& path, std::string target);
   void erase(const std::string& path);        // node only
   void erase_tree(const std::string& path);   // node and everything below
@@ -92,6 +95,10 @@ class FakeRunner : public Runner {
   FakeClock* clock = nullptr;
   // Injected failures/hangs (FakeKernel::command_fault); true when it produced `out`.
   std::function<bool(const std::string& argv, const Deadline& d, RunResult& out)> fault_check;
+  // Detached programs become fake processes (FakeKernel::spawn); the program must be registered
+  // in `programs` by its absolute path. Recorded in `calls` as "spawn-detached ARGV".
+  Result<int> spawn_detached(const DetachedSpec& spec) override;
+  FakeKernel* kernel = nullptr;
 };
 
 class FakeSignals : public Signals {
@@ -197,6 +204,38 @@ class FakeKernel {
   void set_monitor_input(int bus, int v);
   bool unit_active(const std::string& u) const { return units_.count(u) && units_.at(u); }
 
+  // Tuning and Looking Glass (issues 13, 16):
+  //   detached programs (Runner::spawn_detached) become processes with their uid and environment;
+  //   a program in `exits_at_once` starts and is gone before anyone looks;
+  //   systemd-run: a transient system unit (the sleep inhibitor holds logind's inhibitor in
+  //   /run/fake-logind/inhibitors/<unit> while active) or, with --user --machine=U@.host, a
+  //   transient unit of U's manager running its command as a process; --collect units vanish
+  //   when stopped;
+  //   systemctl set-property --runtime UNIT AllowedCPUs=X writes /sys/fs/cgroup/UNIT/cpuset.cpus,
+  //   show -p AllowedCPUs reads it;
+  //   nr_hugepages of a pool: the kernel reserves at most the pool's capacity (set_hugepage_capacity)
+  //   and free_hugepages follows; drop_caches and compact_memory are write-only;
+  //   cpuset.cpus of a group with processes (cgroup.procs) cannot be emptied again (ENOSPC, as
+//   the kernel's validate_change); cpuset.cpus and scaling_governor keep their value with a newline (a governor must be listed in
+  //   scaling_available_governors).
+  int spawn(const DetachedSpec& spec);
+  // A process of a user (owner of /proc/<pid>) with an environment (/proc/<pid>/environ).
+  void add_user_process(const FakeProcess& p, unsigned uid, std::vector<std::string> environ);
+  std::set<std::string> exits_at_once;
+  struct Spawned {
+    DetachedSpec spec;
+    int pid;
+  };
+  std::vector<Spawned> spawned;
+  RunResult systemd_run(const std::vector<std::string>& argv);
+  void set_hugepage_capacity(const std::string& pool_dir, long long pages) { hp_capacity_[pool_dir] = pages; }
+  const FakeProcess* process(int pid) const { return procs_.count(pid) ? &procs_.at(pid) : nullptr; }
+  std::vector<int> pids() const {
+    std::vector<int> v;
+    for (const auto& [pid, p] : procs_) v.push_back(pid);
+    return v;
+  }
+
  private:
   std::string dev_dir(const std::string& addr) const;
   void bind(const std::string& addr, const std::string& drv);
@@ -233,6 +272,11 @@ class FakeKernel {
   std::string mux_ = "igpu", igpu_, dgpu_;
   std::string acpi_result_;
   std::map<int, int> monitor_;
+  std::map<std::string, long long> hp_capacity_;
+  std::map<int, std::pair<unsigned, std::vector<std::string>>> identity_;  // pid -> uid, environ
+  std::set<std::string> transient_;                 // --collect units: gone when stopped
+  std::map<std::string, int> user_units_;           // "user:unit" -> pid
+  int next_pid_ = 5000;
   std::map<std::string, bool> drm_drivers_;  // DRM driver -> has fbdev emulation
   bool fbcon_ = false;
   std::string fbcon_name_;
@@ -263,6 +307,13 @@ void build_reference_laptop(FakeHost& h);
 // One GPU only (boot_vga), an AMD card whose DRM driver (amdgpu, fbdev emulation) replaced the
 // firmware framebuffer at boot: fbcon sits on amdgpu's fb0. Like a single-GPU desktop.
 void build_single_gpu_desktop(FakeHost& h);
+// Adds what tuning and Looking Glass read: users (alice 1000, in group kvm 994), /dev/shm, 8
+// online CPUs with cpufreq (powersave; performance available), huge page pools of 2 MiB (capacity
+// 2048 pages) and 1 GiB (2), /proc/meminfo, cgroup v2 (systemd's slices or, without systemd,
+// top-level groups "services" and "users" with the cpuset controller), alice's Wayland session
+// (pid 2000 gnome-shell) and, with `user_manager`, her systemd manager; the client program
+// /usr/local/bin/looking-glass-client and systemd-run.
+void add_tuning_host(FakeHost& h, bool user_manager);
 // One NVIDIA GPU only (01:00.0 boot_vga + HDMI audio 01:00.1, group 1) whose driver runs without
 // KMS: the firmware framebuffer (efi-framebuffer.0, efifb, fb0) still owns the screen and fbcon
 // sits on it; Xorg of display-manager.service holds /dev/nvidia0. Issue 17's machine.

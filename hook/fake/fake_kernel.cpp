@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 #include "fake/fake_host.h"
 
@@ -147,6 +148,10 @@ void FakeKernel::set_start_time(int pid, const std::string& t) {
 
 void FakeKernel::write_proc(const FakeProcess& p) {
   std::string base = "/proc/" + std::to_string(p.pid);
+  unsigned uid = identity_.count(p.pid) ? identity_[p.pid].first : 0;
+  const std::vector<std::string> none;
+  const auto& environ = identity_.count(p.pid) ? identity_[p.pid].second : none;
+  fs_.put_dir(base, 0555, uid);
   std::string pid = std::to_string(p.pid);
   auto st = start_times_.find(p.pid);
   std::string start = st == start_times_.end() ? std::to_string(100000 + p.pid) : st->second;
@@ -154,6 +159,11 @@ void FakeKernel::write_proc(const FakeProcess& p) {
   fs_.put_file(base + "/stat", pid + " (" + p.comm + ") S 1 " + pid + " " + pid +
                                    " 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 " + start + " 0 0\n");
   fs_.put_file(base + "/comm", p.comm + "\n");
+  if (!environ.empty()) {
+    std::string env;
+    for (const auto& kv : environ) env += kv + std::string(1, '\0');
+    fs_.put_file(base + "/environ", env, 0400, uid);
+  }
   // cgroup v2, as systemd lays it out: a unit's processes under system.slice, anything else as
   // a user's service under user@1000.service (where a desktop's helpers run).
   fs_.put_file(base + "/cgroup", p.unit.empty() ? "0::/user.slice/user-1000.slice/user@1000.service/app.slice/" + p.comm +
@@ -515,8 +525,101 @@ Status FakeKernel::on_write(const std::string& path, std::string_view data0, con
     } else acpi_result_ = "Error: AE_BAD_PARAMETER";
     return Status::success();
   }
+  if (path == "/proc/sys/vm/drop_caches" || path == "/proc/sys/vm/compact_memory") return Status::success();  // write-only
+  if (ends(path, "/nr_hugepages") && fs_.has(path)) {
+    std::string dir = dirname_of(path);
+    if (data.empty() || data.find_first_not_of("0123456789") != std::string::npos || data.size() > 12)
+      return err(EINVAL, "bad value", path);
+    long long want = std::stoll(data);
+    long long cap = hp_capacity_.count(dir) ? hp_capacity_[dir] : 0;
+    long long got = std::min(want, cap);  // the kernel reserves what it can and says nothing
+    long long nr = std::atoll(trim(fs_.nodes().at(path).data).c_str());
+    long long fr = fs_.has(dir + "/free_hugepages") ? std::atoll(trim(fs_.nodes().at(dir + "/free_hugepages").data).c_str()) : nr;
+    long long used = nr - fr;  // pages in use stay in use
+    got = std::max(got, used);
+    set(path, std::to_string(got) + "\n");
+    set(dir + "/free_hugepages", std::to_string(got - used) + "\n");
+    return Status::success();
+  }
+  if (ends(path, "/cpuset.cpus") && fs_.has(path)) {
+    // As the kernel: a group with processes cannot have its cpuset emptied (ENOSPC).
+    std::string procs = dirname_of(path) + "/cgroup.procs";
+    if (data.empty() && !trim(fs_.nodes().at(path).data).empty() && fs_.has(procs) && !trim(fs_.nodes().at(procs).data).empty())
+      return err(ENOSPC, "No space left on device", path);
+    set(path, data + "\n");
+    return Status::success();
+  }
+  if (ends(path, "/scaling_governor") && fs_.has(path)) {
+    std::string avail = " " + trim(fs_.nodes().count(dirname_of(path) + "/scaling_available_governors")
+                                       ? fs_.nodes().at(dirname_of(path) + "/scaling_available_governors").data
+                                       : "") + " ";
+    if (avail.find(" " + data + " ") == std::string::npos) return err(EINVAL, "no governor " + data, path);
+    set(path, data + "\n");
+    return Status::success();
+  }
   if (fs_.has(path)) fs_.put_file(path, std::string(data0), fs_.nodes().at(path).mode);
   return Status::success();
+}
+
+int FakeKernel::spawn(const DetachedSpec& spec) {
+  int pid = next_pid_++;
+  spawned.push_back({spec, pid});
+  if (exits_at_once.count(spec.argv.front())) return pid;
+  FakeProcess p{pid, basename_of(spec.argv.front()), {}, false, ""};
+  add_user_process(p, spec.uid, spec.env);
+  return pid;
+}
+
+void FakeKernel::add_user_process(const FakeProcess& p, unsigned uid, std::vector<std::string> environ) {
+  identity_[p.pid] = {uid, std::move(environ)};
+  // Its start time follows the fake clock: a pid reused later has another one.
+  start_times_[p.pid] = std::to_string(clock_.now_ms() / 10);
+  procs_[p.pid] = p;
+  write_proc(p);
+}
+
+RunResult FakeKernel::systemd_run(const std::vector<std::string>& a) {
+  RunResult r;
+  bool user = false;
+  std::string unit, machine;
+  size_t i = 1;
+  for (; i < a.size() && a[i] != "--"; ++i) {
+    if (a[i] == "--user") user = true;
+    else if (starts(a[i], "--unit=")) unit = a[i].substr(7);
+    else if (starts(a[i], "--machine=")) machine = a[i].substr(10);
+  }
+  if (unit.empty() || i + 1 >= a.size()) {
+    r.exit_code = 1;
+    r.err = "fake systemd-run: needs --unit= and a command\n";
+    return r;
+  }
+  std::vector<std::string> cmd(a.begin() + static_cast<long>(i) + 1, a.end());
+  if (user) {
+    std::string key = machine + ":" + unit;
+    if (user_units_.count(key) && procs_.count(user_units_[key])) {
+      r.exit_code = 1;
+      r.err = "Failed to start transient service unit: Unit " + unit + " was already loaded or has a fragment file.\n";
+      return r;
+    }
+    DetachedSpec spec;
+    spec.argv = cmd;
+    spec.uid = 1000;
+    user_units_[key] = spawn(spec);
+    r.exit_code = 0;
+    return r;
+  }
+  if (units_.count(unit) && units_[unit]) {
+    r.exit_code = 1;
+    r.err = "Failed to start transient service unit: Unit " + unit + " was already loaded or has a fragment file.\n";
+    return r;
+  }
+  units_[unit] = true;
+  transient_.insert(unit);
+  fs_.put_file("/run/fake-systemd/" + unit, "active\n");
+  if (std::find(cmd.begin(), cmd.end(), "systemd-inhibit") != cmd.end())
+    fs_.put_file("/run/fake-logind/inhibitors/" + unit, "sleep:idle block\n");
+  r.exit_code = 0;
+  return r;
 }
 
 std::string FakeKernel::on_read(const std::string& path, const std::string& stored) {
@@ -549,8 +652,58 @@ bool FakeKernel::kill(int pid, int sig) {
   return true;
 }
 
-RunResult FakeKernel::systemctl(const std::vector<std::string>& a) {
+RunResult FakeKernel::systemctl(const std::vector<std::string>& a0) {
   RunResult r;
+  std::vector<std::string> a;
+  std::string machine;
+  bool user = false;
+  for (const auto& x : a0) {
+    if (x == "--user") user = true;
+    else if (starts(x, "--machine=")) machine = x.substr(10);
+    else a.push_back(x);
+  }
+  if (user) {
+    // The user's manager: only the transient units systemd_run started.
+    if (a.size() != 3) {
+      r.exit_code = 1;
+      return r;
+    }
+    std::string key = machine + ":" + a[2];
+    bool active = user_units_.count(key) && procs_.count(user_units_[key]);
+    if (a[1] == "is-active") {
+      r.out = active ? "active\n" : "inactive\n";
+      r.exit_code = active ? 0 : 3;
+    } else if (a[1] == "stop") {
+      if (!user_units_.count(key)) {
+        r.exit_code = 5;
+        r.err = "Failed to stop " + a[2] + ": Unit " + a[2] + " not loaded.\n";
+        return r;
+      }
+      kill(user_units_[key], SIGTERM);
+      user_units_.erase(key);  // --collect
+      r.exit_code = 0;
+    } else {
+      r.exit_code = 1;
+    }
+    return r;
+  }
+  if (a.size() == 5 && a[1] == "set-property" && a[2] == "--runtime" && starts(a[4], "AllowedCPUs=")) {
+    std::string f = "/sys/fs/cgroup/" + a[3] + "/cpuset.cpus";
+    if (!fs_.has(f)) {
+      r.exit_code = 1;
+      r.err = "Failed to set unit properties on " + a[3] + ": Unit " + a[3] + " not found.\n";
+      return r;
+    }
+    fs_.put_file(f, a[4].substr(12) + "\n");
+    r.exit_code = 0;
+    return r;
+  }
+  if (a.size() == 6 && a[1] == "show" && a[3] == "AllowedCPUs") {
+    std::string f = "/sys/fs/cgroup/" + a[5] + "/cpuset.cpus";
+    r.out = fs_.has(f) ? fs_.nodes().at(f).data : "\n";
+    r.exit_code = 0;
+    return r;
+  }
   if (a.size() < 3) {
     r.exit_code = 1;
     return r;
@@ -584,6 +737,15 @@ RunResult FakeKernel::systemctl(const std::vector<std::string>& a) {
     bool on = verb == "start";
     units_[unit] = on;
     fs_.put_file("/run/fake-systemd/" + unit, on ? "active\n" : "inactive\n");
+    if (!on && transient_.count(unit)) {  // --collect: a stopped transient unit is gone
+      units_.erase(unit);
+      transient_.erase(unit);
+      fs_.erase("/run/fake-systemd/" + unit);
+      fs_.erase("/run/fake-logind/inhibitors/" + unit);
+      if (auto l = fs_.list("/run/fake-logind/inhibitors"); l && l->empty()) fs_.erase_tree("/run/fake-logind");
+      r.exit_code = 0;
+      return r;
+    }
     for (const auto& p : unit_procs_[unit]) {
       if (on) {
         procs_[p.pid] = p;

@@ -64,6 +64,17 @@ class Fs {
   virtual Status make_dirs(const std::string& path, unsigned mode) = 0;
   // Removes a file; a missing file is success.
   virtual Status remove(const std::string& path) = 0;
+  // A new file of `size` bytes (sparse, as ftruncate makes it) with exactly this owner, group and
+  // mode: created exclusively (an existing file or a symlink at path is an error, EEXIST), never
+  // through a symlink in its directory's last component either. For shared memory files
+  // (/dev/shm/looking-glass). An Fs that cannot do it says so.
+  virtual Status create_sized(const std::string& path, long long size, unsigned mode, unsigned uid, unsigned gid) {
+    (void)size, (void)mode, (void)uid, (void)gid;
+    Error e;
+    e.what = "cannot create " + path;
+    e.why = "this file system interface cannot create sized files";
+    return e;
+  }
 };
 
 // Helpers over any Fs.

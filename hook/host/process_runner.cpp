@@ -5,9 +5,14 @@
 // missing interpreter; a pipe or fork failure) becomes an Error naming the program. A deadline
 // already expired starts nothing (timed_out).
 #define BOOST_PROCESS_USE_STD_FS 1
+#include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstring>
 
 // Boost 1.81's process/v2/detail/config.hpp uses boost::optional and <type_traits> without
 // including them when BOOST_PROCESS_USE_STD_FS is set.
@@ -47,6 +52,7 @@ class ProcessRunner : public Runner {
  public:
   Result<RunResult> run(const std::vector<std::string>& argv, const Deadline& d) override;
   bool has_program(const std::string& name) override { return !find(name).empty(); }
+  Result<int> spawn_detached(const DetachedSpec& spec) override;
 
  private:
   // A regular file we may execute (access() alone says yes to a directory).
@@ -177,6 +183,102 @@ Result<RunResult> ProcessRunner::run_checked(const std::vector<std::string>& arg
     else res.exit_code = WEXITSTATUS(native_status);
   }
   return res;
+}
+
+// fork, setsid, fork again (the grandchild is reparented to init and never a child of libvirtd's
+// hook), /dev/null on stdio, every other descriptor closed, groups, gid, uid, exec. Only
+// async-signal-safe calls after fork: everything is prepared before.
+Result<int> ProcessRunner::spawn_detached(const DetachedSpec& spec) {
+  Error e;
+  e.what = "cannot start " + (spec.argv.empty() ? std::string("?") : spec.argv[0]);
+  if (spec.argv.empty() || spec.argv[0].empty() || spec.argv[0][0] != '/') {
+    e.why = "the program must be an absolute path";
+    return e;
+  }
+  if (::access(spec.argv[0].c_str(), X_OK) != 0) {
+    e.why = spec.argv[0] + ": " + std::strerror(errno);
+    e.code = errno;
+    return e;
+  }
+  std::vector<char*> argv, envp;
+  for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (const auto& a : spec.env) envp.push_back(const_cast<char*>(a.c_str()));
+  envp.push_back(nullptr);
+  std::vector<gid_t> groups(spec.groups.begin(), spec.groups.end());
+  int pidp[2], errp[2];
+  if (::pipe2(pidp, O_CLOEXEC) != 0) return sys_error(e.what, "pipe", errno);
+  if (::pipe2(errp, O_CLOEXEC) != 0) {
+    int en = errno;
+    ::close(pidp[0]), ::close(pidp[1]);
+    return sys_error(e.what, "pipe", en);
+  }
+  pid_t a = ::fork();
+  if (a < 0) {
+    int en = errno;
+    ::close(pidp[0]), ::close(pidp[1]), ::close(errp[0]), ::close(errp[1]);
+    return sys_error(e.what, "fork", en);
+  }
+  if (a == 0) {
+    ::setsid();
+    pid_t b = ::fork();
+    if (b != 0) {
+      (void)!::write(pidp[1], &b, sizeof b);
+      ::_exit(b < 0 ? 1 : 0);
+    }
+    ::setsid();  // the grandchild leads its own session and process group (never the hook's)
+    int err = errp[1];
+    auto die = [err](int stage) {
+      int v[2] = {stage, errno};
+      (void)!::write(err, v, sizeof v);
+      ::_exit(127);
+    };
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
+    int nul = ::open("/dev/null", O_RDWR);
+    if (nul < 0) die(1);
+    ::dup2(nul, 0), ::dup2(nul, 1), ::dup2(nul, 2);
+    if (err != 3) {
+      ::dup2(err, 3);
+      ::fcntl(3, F_SETFD, FD_CLOEXEC);
+      err = 3;
+    }
+    ::close_range(4, ~0U, 0);
+    if (::setgroups(groups.size(), groups.data()) != 0) die(2);
+    if (::setgid(spec.gid) != 0) die(3);
+    if (::setuid(spec.uid) != 0) die(4);
+    if (::chdir(spec.cwd.c_str()) != 0 && ::chdir("/") != 0) die(5);
+    ::execve(argv[0], argv.data(), envp.data());
+    die(6);
+  }
+  ::close(pidp[1]);
+  ::close(errp[1]);
+  pid_t b = -1;
+  ssize_t n;
+  while ((n = ::read(pidp[0], &b, sizeof b)) < 0 && errno == EINTR) {
+  }
+  ::close(pidp[0]);
+  int st = 0;
+  while (::waitpid(a, &st, 0) < 0 && errno == EINTR) {
+  }
+  int v[2] = {0, 0};
+  ssize_t m;
+  while ((m = ::read(errp[0], v, sizeof v)) < 0 && errno == EINTR) {
+  }
+  ::close(errp[0]);
+  if (n != sizeof b || b <= 0) {
+    e.why = "fork in the detached child failed";
+    return e;
+  }
+  if (m == sizeof v) {
+    static const char* stage[] = {"", "open /dev/null", "setgroups", "setgid", "setuid", "chdir", "exec"};
+    e.why = std::string(stage[v[0] >= 1 && v[0] <= 6 ? v[0] : 6]) + ": " + std::strerror(v[1]);
+    e.code = v[1];
+    return e;
+  }
+  return static_cast<int>(b);
 }
 
 }  // namespace

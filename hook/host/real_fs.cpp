@@ -506,6 +506,35 @@ Status RealFs::write_atomic(const std::string& path, std::string_view data, unsi
   return Status::success();
 }
 
+Status RealFs::create_sized(const std::string& path, long long size, unsigned mode, unsigned uid, unsigned gid) {
+  std::string p = host_path(path);
+  std::string dir = dirname_of(p);
+  if (size < 0) return sys_error("cannot create " + path, path, EINVAL);
+  // The directory itself is opened without following a link, then the file relative to it.
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0) return sys_error("cannot open the directory of " + path, dirname_of(path), errno);
+  std::string name = basename_of(p);
+  int fd = ::openat(dfd, name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    int e = errno;
+    ::close(dfd);
+    return sys_error("cannot create " + path, path, e);
+  }
+  auto fail = [&](const char* what) {
+    int e = errno;
+    ::close(fd);
+    ::unlinkat(dfd, name.c_str(), 0);
+    ::close(dfd);
+    return sys_error(std::string(what) + " " + path, path, e);
+  };
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) return fail("cannot size");
+  if (::fchown(fd, uid, gid) != 0) return fail("cannot chown");
+  if (::fchmod(fd, mode & 07777) != 0) return fail("cannot chmod");
+  ::close(fd);
+  ::close(dfd);
+  return Status::success();
+}
+
 Status RealFs::remove(const std::string& path) {
   std::string p = host_path(path);
   if (::unlink(p.c_str()) != 0 && errno != ENOENT) return sys_error("cannot remove " + path, path, errno);

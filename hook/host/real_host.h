@@ -24,6 +24,7 @@ class RealFs : public Fs {
   FileInfo stat(const std::string& path, bool follow = true) override;
   Status write_atomic(const std::string& path, std::string_view data, unsigned mode) override;
   Status make_dirs(const std::string& path, unsigned mode) override;
+  Status create_sized(const std::string& path, long long size, unsigned mode, unsigned uid, unsigned gid) override;
   Status remove(const std::string& path) override;
   const std::string& root() const { return root_; }
   std::string host_path(const std::string& path) const;  // root + path

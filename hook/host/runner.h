@@ -21,8 +21,28 @@ struct RunResult {
   std::string summary() const;
 };
 
+// A program that outlives the hook: its own session and process group (setsid), reparented to
+// init, stdin /dev/null, stdout and stderr on /dev/null (nothing of libvirtd's), every other
+// descriptor closed, run as uid/gid with the supplementary groups given, in `cwd`, with exactly
+// `env` (no PATH added: argv[0] must be absolute).
+struct DetachedSpec {
+  std::vector<std::string> argv;
+  std::vector<std::string> env;
+  unsigned uid = 0, gid = 0;
+  std::vector<unsigned> groups;
+  std::string cwd = "/";
+};
+
 class Runner {
  public:
+  // Starts `spec` detached and returns its pid once it has exec'd (an exec failure is an Error).
+  // A Runner that cannot says so.
+  virtual Result<int> spawn_detached(const DetachedSpec& spec) {
+    Error e;
+    e.what = "cannot start " + (spec.argv.empty() ? std::string("?") : spec.argv[0]) + " detached";
+    e.why = "this runner cannot start detached programs";
+    return e;
+  }
   virtual ~Runner() = default;
   // Error only when the program could not be started at all (not found, not executable).
   virtual Result<RunResult> run(const std::vector<std::string>& argv, const Deadline& d) = 0;

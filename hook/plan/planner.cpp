@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "plan/tuning_plan.h"
 #include "steps/steps.h"
 #include "sysinfo/gpus.h"
 #include "sysinfo/kmod.h"
@@ -250,12 +251,18 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
                                       "add \"" + u + "\" to [host] unload_modules before \"" + mn + "\""));
     }
   }
+  // [tuning] and Looking Glass (plan/tuning_plan.cpp): refused here too, before any change.
+  TuningPlan tuning = plan_tuning(host, p, domain, vm);
+  for (auto& r : tuning.refusals) plan.refusals.push_back(std::move(r));
+  for (auto& n : tuning.notes) plan.notes.push_back(std::move(n));
   if (!plan.refusals.empty()) return plan;
   // Before the first start: the firmware framebuffer and its console do not survive vfio-pci.
   if (auto n = firmware_fb_loss(fs, gpu); !n.empty()) plan.notes.push_back(n);
 
   // 1. claims
   for (const auto& a : devices) plan.prepare.push_back(make_claim(a, vm));
+  // 1b. tuning: huge pages first (the likeliest to be refused), CPUs, governor, inhibitor, shared memory
+  for (auto& s : tuning.steps) plan.prepare.push_back(std::move(s));
   // 2. services
   if (!p.stop_services.empty()) {
     if (!systemd) plan.notes.push_back("systemd is not running: [host] stop_services skipped (" +
@@ -323,6 +330,8 @@ StepList later_phase_steps(const Profile& p, const std::string& phase) {
   StepList steps;
   if (phase == "started" && p.mode == DisplayMode::ddc)
     steps.push_back(make_ddc_input(p.ddc_bus, p.ddc_vm_input, p.ddc_host_input.value_or(-1)));
+  if (phase == "started" && p.mode == DisplayMode::looking_glass)
+    steps.push_back(make_lg_client(p.looking_glass.user, p.looking_glass.client));
   for (const auto& c : p.commands)
     if (c.when == phase) steps.push_back(profile_command(p, c));
   return steps;

@@ -3,6 +3,8 @@
 //
 // prepare, in order (undo runs in reverse):
 //   1. claim        every device, so a second VM is refused before anything changes
+//  1b. [tuning] and Looking Glass (plan/tuning_plan.h): hugepages.reserve, cpus.allowed or
+//      cpuset.cpus, cpu.governor, sleep.inhibit, shm.create
 //   2. service.stop display manager, nvidia-persistenced, ... ([host] stop_services)
 //   3. vtcon.unbind frame buffer consoles ([host] unbind_consoles)
 //   4. fb.release   boot framebuffer on the GPU ([host] release_framebuffer)
@@ -15,7 +17,7 @@
 //  10. mux.acpi / command   panel switch (mode mux with acpi, mode command)
 //  11. [[commands]] when = "prepare"
 // start:   [[commands]] when = "start"
-// started: ddc.input (mode ddc), [[commands]] when = "started"
+// started: ddc.input (mode ddc), lg.client (mode looking-glass), [[commands]] when = "started"
 #pragma once
 #include <string>
 #include <vector>

@@ -17,6 +17,7 @@ const char* to_string(DisplayMode m) {
     case DisplayMode::mux: return "mux";
     case DisplayMode::ddc: return "ddc";
     case DisplayMode::command: return "command";
+    case DisplayMode::looking_glass: return "looking-glass";
   }
   return "?";
 }
@@ -266,6 +267,15 @@ std::string module_problem(const std::string& v, size_t) {
   return "";
 }
 
+// A login name as useradd accepts it (Debian's default NAME_REGEX, plus upper case and '.').
+std::string user_problem(const std::string& v) {
+  bool ok = !v.empty() && v.size() <= 32 && v[0] != '-' && v[0] != '.';
+  for (unsigned char ch : v) ok &= std::isalnum(ch) || ch == '_' || ch == '-' || ch == '.';
+  if (!ok) return "'" + shown_value(v) + "' is not a user name (letters, digits, _ - ., at most 32)";
+  if (v == "root") return "must not be root: the client runs in a desktop user's session, not as root";
+  return "";
+}
+
 std::string acpi_problem(const std::string& v) {
   // \_SB.PCI0.PEG0.PEGP : segments of 1-4 of [A-Z0-9_], optional leading backslash.
   std::string_view s = v;
@@ -327,7 +337,7 @@ bool parse_toml(std::string_view text, const std::string& path, ConfigErrors* er
 }
 
 void profile_body(Checker& c, const toml::table& root, Profile& p) {
-  c.keys(root, "", {"gpu", "display", "host", "commands", "timeouts"});
+  c.keys(root, "", {"gpu", "display", "host", "commands", "timeouts", "tuning"});
 
   auto* gpu = c.table(root, "gpu", "gpu");
   if (!gpu && !root.get("gpu")) c.add(1, 1, "[gpu] address is required (the PCI address of the GPU, e.g. \"0000:01:00.0\")");
@@ -354,22 +364,24 @@ void profile_body(Checker& c, const toml::table& root, Profile& p) {
   }
 
   const toml::table* display = c.table(root, "display", "display");
-  const toml::table *mux = nullptr, *ddc = nullptr, *cmd = nullptr;
+  const toml::table *mux = nullptr, *ddc = nullptr, *cmd = nullptr, *lg = nullptr;
   if (display) {
-    c.keys(*display, "[display]", {"mode", "mux", "ddc", "command"});
+    c.keys(*display, "[display]", {"mode", "mux", "ddc", "command", "looking_glass"});
     if (auto m = c.str(*display, "mode", "[display] mode")) {
       if (*m == "external") p.mode = DisplayMode::external;
       else if (*m == "takeover") p.mode = DisplayMode::takeover;
       else if (*m == "mux") p.mode = DisplayMode::mux;
       else if (*m == "ddc") p.mode = DisplayMode::ddc;
       else if (*m == "command") p.mode = DisplayMode::command;
+      else if (*m == "looking-glass") p.mode = DisplayMode::looking_glass;
       else
         c.at(display->get("mode")->source(),
-             "[display] mode '" + shown_value(*m) + "' is not one of: external, takeover, mux, ddc, command");
+             "[display] mode '" + shown_value(*m) + "' is not one of: external, takeover, mux, ddc, command, looking-glass");
     }
     mux = c.table(*display, "mux", "[display] mux");
     ddc = c.table(*display, "ddc", "[display] ddc");
     cmd = c.table(*display, "command", "[display] command");
+    lg = c.table(*display, "looking_glass", "[display] looking_glass");
   }
   auto src = [&](const toml::table* t) { return t ? t->source() : (display ? display->source() : root.source()); };
   if (mux) {
@@ -412,6 +424,37 @@ void profile_body(Checker& c, const toml::table& root, Profile& p) {
   }
   if (p.mode == DisplayMode::command && (!cmd || !cmd->get("switch") || !cmd->get("restore")))
     c.at(src(cmd), "[display] mode 'command' needs [display.command] switch and restore");
+
+  if (lg) {
+    c.keys(*lg, "[display.looking_glass]", {"client", "user", "width", "height"});
+    if (auto v = c.strings(*lg, "client", "[display.looking_glass] client", argv_problem)) {
+      if (v->empty()) c.at(lg->get("client")->source(), "[display.looking_glass] client must not be empty");
+      p.looking_glass.client = *v;
+    }
+    if (auto v = c.str(*lg, "user", "[display.looking_glass] user")) {
+      std::string why = user_problem(*v);
+      if (!why.empty()) c.at(lg->get("user")->source(), "[display.looking_glass] user " + why);
+      else p.looking_glass.user = *v;
+    }
+    if (auto v = c.integer(*lg, "width", "[display.looking_glass] width", 320, 16384, " (pixels)")) p.looking_glass.width = static_cast<int>(*v);
+    if (auto v = c.integer(*lg, "height", "[display.looking_glass] height", 200, 16384, " (pixels)")) p.looking_glass.height = static_cast<int>(*v);
+  }
+  if (p.mode == DisplayMode::looking_glass && (!lg || !lg->get("client") || !lg->get("user")))
+    c.at(src(lg), "[display] mode 'looking-glass' needs [display.looking_glass] client (e.g. [\"/usr/local/bin/looking-glass-client\", \"-F\"]) and user (the desktop user who sees the VM)");
+  if (auto* tu = c.table(root, "tuning", "tuning")) {
+    c.keys(*tu, "[tuning]", {"hugepages", "isolate_cpus", "governor", "inhibit_sleep", "shared_memory"});
+    if (auto v = c.boolean(*tu, "hugepages", "[tuning] hugepages")) p.tuning.hugepages = *v;
+    if (auto v = c.boolean(*tu, "isolate_cpus", "[tuning] isolate_cpus")) p.tuning.isolate_cpus = *v;
+    if (auto v = c.boolean(*tu, "inhibit_sleep", "[tuning] inhibit_sleep")) p.tuning.inhibit_sleep = *v;
+    if (auto v = c.boolean(*tu, "shared_memory", "[tuning] shared_memory")) p.tuning.shared_memory = *v;
+    if (auto v = c.str(*tu, "governor", "[tuning] governor")) {
+      bool ok = !v->empty() && v->size() <= 15 && (*v)[0] != '-';
+      for (unsigned char ch : *v) ok &= std::isalnum(ch) || ch == '_' || ch == '-';
+      if (!ok) c.at(tu->get("governor")->source(), "[tuning] governor '" + shown_value(*v) +
+                                                     "' is not a cpufreq governor name (e.g. \"performance\"; see scaling_available_governors)");
+      else p.tuning.governor = *v;
+    }
+  }
 
   // Mode defaults, then [host] overrides.
   if (p.mode == DisplayMode::takeover) {

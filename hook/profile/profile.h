@@ -12,7 +12,7 @@
 
 namespace gpuhook {
 
-enum class DisplayMode { external, takeover, mux, ddc, command };
+enum class DisplayMode { external, takeover, mux, ddc, command, looking_glass };
 enum class HolderPolicy { refuse, terminate };
 enum class MuxMethod { switcheroo, acpi };
 
@@ -25,6 +25,22 @@ struct ProfileCommand {
   std::vector<std::string> run;      // argv, absolute program path
   std::vector<std::string> undo;     // argv, may be empty
   int line = 0;
+};
+
+// [display.looking_glass] (mode "looking-glass").
+struct LookingGlassConfig {
+  std::vector<std::string> client;   // argv, absolute program ("/usr/local/bin/looking-glass-client", "-F")
+  std::string user;                  // the desktop user who sees it: owns the shared memory, runs the client
+  int width = 1920, height = 1080;   // the largest guest resolution: sizes the shared memory
+};
+
+// [tuning] (issue 13): host changes for the VM's lifetime, each journaled and restored.
+struct TuningConfig {
+  bool hugepages = false;       // reserve the huge pages <memoryBacking><hugepages/> needs
+  bool isolate_cpus = false;    // host processes off the CPUs of <vcpupin>/<emulatorpin>/<iothreadpin>
+  std::string governor;         // cpufreq governor of the pinned CPUs (all without pinning); "" untouched
+  bool inhibit_sleep = false;   // a logind sleep/idle inhibitor while the VM runs
+  bool shared_memory = false;   // the domain's Looking Glass <shmem> file (implied by mode looking-glass)
 };
 
 struct Profile {
@@ -45,6 +61,9 @@ struct Profile {
   bool unbind_consoles = false;
   bool release_framebuffer = false;
   HolderPolicy holders = HolderPolicy::refuse;
+
+  LookingGlassConfig looking_glass;        // [display.looking_glass]
+  TuningConfig tuning;                     // [tuning]
 
   std::vector<ProfileCommand> commands;    // [[commands]]
   Timeouts timeouts;

@@ -16,6 +16,13 @@ StepKindInfo switcheroo_kind();
 StepKindInfo acpi_mux_kind();
 StepKindInfo ddc_kind();
 StepKindInfo command_kind();
+StepKindInfo shm_kind();
+StepKindInfo lg_client_kind();
+StepKindInfo hugepages_kind();
+StepKindInfo cpus_allowed_kind();
+StepKindInfo cpuset_kind();
+StepKindInfo governor_kind();
+StepKindInfo inhibit_kind();
 std::string claim_nothing_left(StepContext&, const Record&);
 std::string vtcon_nothing_left(StepContext&, const Record&);
 std::string fb_nothing_left(StepContext&, const Record&);
@@ -37,6 +44,13 @@ const StepRegistry& builtin_step_kinds() {
       {"mux.acpi", acpi_mux_kind()},
       {"ddc.input", ddc_kind()},
       {"command", command_kind()},
+      {"shm.create", shm_kind()},
+      {"lg.client", lg_client_kind()},
+      {"hugepages.reserve", hugepages_kind()},
+      {"cpus.allowed", cpus_allowed_kind()},
+      {"cpuset.cpus", cpuset_kind()},
+      {"cpu.governor", governor_kind()},
+      {"sleep.inhibit", inhibit_kind()},
   };
   return t;
 }

@@ -45,6 +45,25 @@ std::unique_ptr<Step> make_ddc_input(int bus, int vm_input, int host_input /* -1
 std::unique_ptr<Step> make_command(const std::string& label, const std::vector<std::string>& run,
                                    const std::vector<std::string>& undo);
 
+// shm.create: /dev/shm/<name> with exactly this size, owner `user` and group `group`, mode 0660
+// (Looking Glass); undo removes it when this step created it.
+std::unique_ptr<Step> make_shm_create(const std::string& path, long long size, const std::string& user, const std::string& group);
+// lg.client: the Looking Glass client in `user`'s graphical session (started); undo stops it.
+std::unique_ptr<Step> make_lg_client(const std::string& user, const std::vector<std::string>& argv);
+// hugepages.reserve: raises nr_hugepages of one pool until `pages` are free; undo restores the count.
+std::unique_ptr<Step> make_hugepages_reserve(long long size_kib, int node /* -1: system-wide */, long long pages);
+// cpus.allowed: AllowedCPUs= of a systemd unit at runtime; undo sets the previous value.
+std::unique_ptr<Step> make_cpus_allowed(const std::string& unit, const std::string& cpus);
+// cpuset.cpus: a cgroup v2 group's cpuset.cpus (no systemd); undo writes the previous value.
+std::unique_ptr<Step> make_cpuset_cpus(const std::string& path, const std::string& cpus);
+// cpu.governor: one CPU's cpufreq governor; undo sets the previous one.
+std::unique_ptr<Step> make_cpu_governor(int cpu, const std::string& governor);
+// sleep.inhibit: a transient unit holding logind's sleep/idle inhibitor; undo stops it.
+std::unique_ptr<Step> make_sleep_inhibit(const std::string& unit);
+
+// For `gpuhook status`: what a journaled tuning or Looking Glass step keeps in force while the VM
+// runs ("huge pages: nr_hugepages 32 (was 0) in ..."), "" for other kinds.
+std::string tuning_in_force(const std::string& kind, const Record& rec);
 // Why a journaled step leaves nothing for its undo to do: its change is undone already (a claim
 // file that no longer names the VM, a console bound again, the unit running again, the module
 // loaded again, the device back on its driver) or the kernel removed its object until reboot (the

@@ -35,7 +35,11 @@ inline const char* effect_type_name(Effect::Type t) {
 // Where gpuhook may write, and what it may run, whatever a journal or profile says.
 struct SafetyPolicy {
   std::vector<std::string> write_prefixes = {"/sys/bus/pci/", "/sys/class/vtconsole/", "/sys/bus/platform/drivers/",
-                                             "/sys/kernel/debug/vgaswitcheroo/switch", "/proc/acpi/call"};
+                                             "/sys/kernel/debug/vgaswitcheroo/switch", "/proc/acpi/call",
+                                             // tuning and Looking Glass (issues 13, 16)
+                                             "/dev/shm/", "/sys/kernel/mm/hugepages/", "/sys/devices/system/node/",
+                                             "/proc/sys/vm/drop_caches", "/proc/sys/vm/compact_memory", "/sys/fs/cgroup/",
+                                             "/sys/devices/system/cpu/"};
   std::vector<std::string> state_prefixes = {"/run/gpuhook/"};
   // Checks a path; "" when fine.
   std::string check_path(const std::string& p, bool state) const {
@@ -62,9 +66,30 @@ struct SafetyPolicy {
         return "modprobe of a name that is an option or a path: " + format_argv(a);
       return "";
     }
+    if (p == "systemd-run") {
+      // systemd-run [--user --machine=USER@.host] --unit=UNIT ... -- PROGRAM ...: the unit is never an option
+      bool unit = false;
+      for (size_t i = 1; i < a.size() && a[i] != "--"; ++i) {
+        if (a[i].rfind("--unit=", 0) == 0) unit = a[i].size() > 7 && a[i][7] != '-' && a[i].find('/') == std::string::npos;
+        if (a[i].rfind("--machine=", 0) == 0 && (a[i].size() == 10 || a[i][10] == '-'))
+          return "systemd-run for a user that is an option: " + format_argv(a);
+      }
+      return unit ? "" : "systemd-run without a plain --unit=: " + format_argv(a);
+    }
     if (p == "systemctl") {
-      // systemctl is-active|stop|start UNIT, or systemctl show -p MainPID --value UNIT (release's check)
-      bool show = a.size() == 6 && a[1] == "show" && a[2] == "-p" && a[3] == "MainPID" && a[4] == "--value";
+      // systemctl [--user --machine=USER@.host] is-active|stop|start UNIT, systemctl show -p MainPID|AllowedCPUs
+      // --value UNIT (release's check), systemctl set-property --runtime UNIT AllowedCPUs=LIST
+      std::vector<std::string> b;
+      for (const auto& x : a)
+        if (x != "--user" && x.rfind("--machine=", 0) != 0) b.push_back(x);
+      if (b.size() == 5 && b[1] == "set-property" && b[2] == "--runtime" && b[4].rfind("AllowedCPUs=", 0) == 0) {
+        const std::string& u = b[3];
+        if (u.empty() || u[0] == '-' || u.find('/') != std::string::npos)
+          return "systemctl on a unit name that is an option or a path: " + format_argv(a);
+        return "";
+      }
+      const std::vector<std::string>& a = b;
+      bool show = a.size() == 6 && a[1] == "show" && a[2] == "-p" && (a[3] == "MainPID" || a[3] == "AllowedCPUs") && a[4] == "--value";
       if (!show && (a.size() != 3 || (a[1] != "is-active" && a[1] != "stop" && a[1] != "start")))
         return "systemctl with unexpected arguments: " + format_argv(a);
       const std::string& u = a.back();
@@ -120,6 +145,11 @@ class GuardFs : public Fs {
     check(p, true);
     arm(Effect::Type::atomic, p);
     return note(fs_.write_atomic(p, d, mode));
+  }
+  Status create_sized(const std::string& p, long long size, unsigned mode, unsigned uid, unsigned gid) override {
+    check(p, false);
+    arm(Effect::Type::write, p);
+    return note(fs_.create_sized(p, size, mode, uid, gid));
   }
   Status remove(const std::string& p) override {
     check(p, true);
@@ -191,6 +221,24 @@ class GuardRunner : public Runner {
     return r_.run(argv, d);
   }
   bool has_program(const std::string& name) override { return r_.has_program(name); }
+  Result<int> spawn_detached(const DetachedSpec& spec) override {
+    if (policy && on_violation) {
+      std::string why = policy->check_argv(spec.argv);
+      if (!why.empty()) on_violation(why);
+      if (spec.uid == 0) on_violation("a detached program started as root: " + format_argv(spec.argv));
+    }
+    std::string line = "spawn-detached " + format_argv(spec.argv);
+    int n = counter ? (*counter)++ : 0;
+    if (log) log->push_back({Effect::Type::run, line});
+    if (n == inject_at) {
+      k_.fault_command(line, inject, 1);
+      auto r = r_.spawn_detached(spec);
+      k_.clear_faults();
+      if (fired && !r) *fired = true;
+      return r;
+    }
+    return r_.spawn_detached(spec);
+  }
 
  private:
   FakeRunner& r_;

@@ -5,7 +5,7 @@
 # root and reports its result. QEMU runs under `timeout`; the guest console is kept as a log file.
 #
 #   rk-vm.sh --gpuhook BIN --src DIR --name NAME [--layout laptop|messy|single] [--timeout SEC]
-#            [--logdir DIR] [--env KEY=VALUE]... [--expect-fail TEXT] SCENARIO.sh
+#            [--logdir DIR] [--env KEY=VALUE]... [--expect-fail TEXT] [--smp N] SCENARIO.sh
 #   (layouts: laptop|messy|single|dual)
 #
 # Layouts, as the guest's kernel sees them (IOMMU group numbers differ per layout: never assume):
@@ -26,11 +26,11 @@
 # Cache (initramfs + uncompressed kernel, rebuilt when the kernel or this harness changes):
 #   ${RK_CACHE:-/var/tmp/gpuhook-realkernel}/<kernel>-<harness hash>/
 # Environment: RK_KERNEL (kernel version, default: newest with /boot/vmlinuz-*), RK_SMP (vCPUs,
-# default 1), RK_MEM (MiB, default 1536), RK_KEEP_QUIET=1 (print only the summary).
+# default 1; --smp N wins: a scenario that needs N CPUs), RK_MEM (MiB, default 1536), RK_KEEP_QUIET=1 (print only the summary).
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-LAYOUT=laptop TMO=180 NAME= GPUHOOK= SRC= LOGDIR= EXPECT_FAIL= EXTRA_ENV=
+LAYOUT=laptop TMO=180 NAME= GPUHOOK= SRC= LOGDIR= EXPECT_FAIL= EXTRA_ENV= SMP_OPT=
 while [ $# -gt 0 ]; do
   case "$1" in
     --layout) LAYOUT=$2; shift ;;
@@ -44,6 +44,7 @@ while [ $# -gt 0 ]; do
       EXTRA_ENV="$EXTRA_ENV
 $2"; shift ;;
     --expect-fail) EXPECT_FAIL=$2; shift ;;
+    --smp) SMP_OPT=$2; shift ;;   # guest vCPUs for this scenario (CPU isolation needs 2)
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     -*) echo "rk-vm.sh: unknown option $1" >&2; exit 2 ;;
     *) break ;;
@@ -172,7 +173,7 @@ esac
       -device pcie-pci-bridge,id=br1,bus=rp2,addr=00.0 -device secondary-vga,bus=br1,addr=01.0
       -netdev user,id=n0,restrict=on -device e1000,bus=br1,addr=02.0,netdev=n0"
 
-SMP=${RK_SMP:-1}
+SMP=${SMP_OPT:-${RK_SMP:-1}}
 MEM=${RK_MEM:-1536}
 say "$NAME: layout $LAYOUT, kernel $K, -smp $SMP, timeout ${TMO}s; console: $CONSOLE"
 T0=$(date +%s.%N)

@@ -286,6 +286,30 @@ TEST_P(Contract, WriteAtomicReplacesWithTheModeAndNeverThroughALink) {
   EXPECT_FALSE(fs().write_atomic("/run/none/j", "x", 0600)) << "the directory must exist";
 }
 
+// Looking Glass's shared memory (issue 16): exactly this size, owner, group and mode; exclusive;
+// never through a link, neither at the file nor at its directory.
+TEST_P(Contract, CreateSizedMakesANewFileWithExactlyThatSizeOwnerAndModeAndNeverThroughALink) {
+  impl->put_dir("/dev/shm");
+  ASSERT_TRUE(fs().create_sized("/dev/shm/lg", 32ll << 20, 0660, 1234, 994));
+  FileInfo f = fs().stat("/dev/shm/lg", false);
+  EXPECT_EQ(f.type, FileType::regular);
+  EXPECT_EQ(f.size, 32ll << 20);
+  EXPECT_EQ(f.mode, 0660u);
+  EXPECT_EQ(f.uid, 1234u);
+  EXPECT_EQ(f.gid, 994u);
+  auto again = fs().create_sized("/dev/shm/lg", 1, 0600, 0, 0);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, EEXIST) << "exclusive: an existing file is never reused or resized";
+  EXPECT_EQ(fs().stat("/dev/shm/lg").size, 32ll << 20);
+  impl->put_file("/victim", "precious");
+  impl->put_link("/dev/shm/evil", "/victim");
+  auto l = fs().create_sized("/dev/shm/evil", 4096, 0660, 1234, 994);
+  ASSERT_FALSE(l);
+  EXPECT_EQ(*fs().read("/victim"), "precious");
+  EXPECT_EQ(fs().stat("/dev/shm/evil", false).type, FileType::symlink);
+  EXPECT_FALSE(fs().create_sized("/none/lg", 4096, 0660, 0, 0)) << "the directory must exist";
+}
+
 TEST_P(Contract, MakeDirsCreatesWithTheModeAndRefusesSymlinks) {
   ASSERT_TRUE(fs().make_dirs("/run/gpuhook/claims", 0700));
   EXPECT_EQ(fs().stat("/run/gpuhook").mode, 0700u);
@@ -565,6 +589,55 @@ TEST(RealRunnerContract, ExitCodeSignalStdinAndEnvironment) {
   ASSERT_TRUE(env);
   EXPECT_EQ(env->out, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nLC_ALL=C\n")
       << "the environment is PATH and LC_ALL, nothing else";
+}
+
+// The Looking Glass client's start (issue 16): detached from the caller (own session and process
+// group, reparented), stdio on /dev/null and no other descriptor, the given uid/gid/groups and
+// exactly the given environment; an exec failure is an Error.
+TEST(RealRunnerContract, SpawnDetachedRunsAsTheUserInItsOwnSessionWithOnlyStdioAndTheGivenEnvironment) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (setuid)";
+  TempDir t;
+  ::chmod(t.dir.c_str(), 0777);
+  std::string out = (t.dir / "rec").string();
+  auto r = make_process_runner();
+  DetachedSpec spec;
+  spec.argv = {"/bin/sh", "-c",
+               "{ id -u; id -g; id -G; ps -o sid= -p $$; ps -o pgid= -p $$; env; } > " + out + ".tmp; mv " + out +
+                   ".tmp " + out + "; exec sleep 30"};
+  spec.uid = 65534;
+  spec.gid = 65534;
+  spec.groups = {65534, 100};
+  spec.env = {"WAYLAND_DISPLAY=wayland-9", "PATH=/usr/bin:/bin"};
+  int fd = ::open("/dev/null", O_RDONLY);  // an inherited descriptor that must not reach the child (no CLOEXEC)
+  auto pid = r->spawn_detached(spec);
+  ::close(fd);
+  ASSERT_TRUE(pid) << pid.error().message();
+  RealClock c;
+  Deadline d(c, 10000);
+  wait_until(d, [&] { return stdfs::exists(out); });
+  std::ifstream in(out);
+  std::string uid, gid, groups, sid, pgid, env, line;
+  std::getline(in, uid), std::getline(in, gid), std::getline(in, groups), std::getline(in, sid), std::getline(in, pgid);
+  while (std::getline(in, line)) env += line + "\n";
+  EXPECT_EQ(uid, "65534");
+  EXPECT_EQ(gid, "65534");
+  EXPECT_EQ(groups, "65534 100");
+  EXPECT_EQ(std::stoi(sid), *pid) << "its own session";
+  EXPECT_EQ(std::stoi(pgid), *pid) << "its own process group";
+  EXPECT_EQ(std::stoi(sid) == ::getsid(0), false);
+  // Its descriptors, seen from outside (a shell would add its own): stdio on /dev/null, nothing else.
+  std::string fds;
+  for (const auto& e : stdfs::directory_iterator("/proc/" + std::to_string(*pid) + "/fd"))
+    fds += e.path().filename().string() + "->" + stdfs::read_symlink(e.path()).string() + " ";
+  EXPECT_EQ(fds.size(), std::string("0->/dev/null 1->/dev/null 2->/dev/null ").size()) << fds;
+  for (const char* want : {"0->/dev/null ", "1->/dev/null ", "2->/dev/null "}) EXPECT_NE(fds.find(want), std::string::npos) << fds;
+  EXPECT_NE(env.find("WAYLAND_DISPLAY=wayland-9\n"), std::string::npos) << env;
+  EXPECT_EQ(env.find("LC_ALL"), std::string::npos) << "exactly the given environment: " << env;
+  DetachedSpec bad;
+  bad.argv = {"/nonexistent/client"};
+  bad.uid = 65534;
+  EXPECT_FALSE(r->spawn_detached(bad));
+  ::kill(*pid, SIGKILL);
 }
 
 TEST(RealRunnerContract, AProgramThatCannotBeExecutedIsAnErrorNeverAnException) {

@@ -43,7 +43,16 @@ struct Scenario {
   std::string name;
   std::function<void(FakeHost&)> build;
   std::string profile;
+  std::string xml = "";  // the domain XML prepare gets on stdin ("" none)
 };
+
+// The domain of the tuned and Looking Glass scenarios: 64 MiB on huge pages, vCPUs pinned to
+// CPUs 2-3 and the emulator to 1, Looking Glass's 32 MiB shared memory.
+const char* kTunedDomain =
+    "<domain type='kvm'><name>win11</name><memory unit='KiB'>65536</memory>"
+    "<memoryBacking><hugepages/></memoryBacking><cputune><vcpupin vcpu='0' cpuset='2'/><vcpupin vcpu='1' cpuset='3'/>"
+    "<emulatorpin cpuset='1'/></cputune><devices><shmem name='looking-glass'><model type='ivshmem-plain'/>"
+    "<size unit='M'>32</size></shmem></devices></domain>";
 
 // Fake programs for the command mode: each keeps its state in a file the snapshot sees. Each
 // command touches its own state: release undoes best effort, so a failed undo is retried after
@@ -114,6 +123,39 @@ std::vector<Scenario> scenarios() {
            "[[commands]]\nwhen = \"started\"\nrun = [\"/usr/local/bin/fan\", \"quiet\"]\n"
            "undo = [\"/usr/local/bin/fan\", \"auto\"]\n"
            "[[commands]]\nwhen = \"started\"\nrun = [\"/usr/local/bin/log\", \"VM running\"]\n"},
+      {"looking-glass (client detached)",
+       [](FakeHost& h) {
+         build_reference_laptop(h);
+         add_tuning_host(h, false);
+       },
+       gpu + "[display]\nmode = \"looking-glass\"\n[display.looking_glass]\nclient = [\"/usr/local/bin/looking-glass-client\", \"-F\"]\n"
+             "user = \"alice\"\n" + host_nv,
+       kTunedDomain},
+      {"looking-glass (user unit)",
+       [](FakeHost& h) {
+         build_reference_laptop(h);
+         add_tuning_host(h, true);
+       },
+       gpu + "[display]\nmode = \"looking-glass\"\n[display.looking_glass]\nclient = [\"/usr/local/bin/looking-glass-client\"]\n"
+             "user = \"alice\"\n" + host_nv,
+       kTunedDomain},
+      {"external + [tuning] (systemd)",
+       [](FakeHost& h) {
+         build_reference_laptop(h);
+         add_tuning_host(h, false);
+       },
+       gpu + "[display.looking_glass]\nclient = [\"/usr/local/bin/looking-glass-client\"]\nuser = \"alice\"\n" + host_nv +
+           "[tuning]\nhugepages = true\nisolate_cpus = true\ngovernor = \"performance\"\ninhibit_sleep = true\nshared_memory = true\n",
+       kTunedDomain},
+      {"external + [tuning] (no systemd: cgroup v2)",
+       [](FakeHost& h) {
+         build_reference_laptop(h);
+         h.kernel.enable_systemd(false);
+         h.kernel.kill(900, 9);  // no systemd to stop nvidia-persistenced: not running here
+         add_tuning_host(h, false);
+       },
+       gpu + "[host]\n" + kModules + "[tuning]\nhugepages = true\nisolate_cpus = true\ngovernor = \"performance\"\n",
+       kTunedDomain},
       {"takeover (single-GPU desktop)",
        [](FakeHost& h) {
          build_single_gpu_desktop(h);
@@ -131,6 +173,13 @@ std::map<std::string, std::string> host_state(FakeHost& h) {
   s.erase("/proc/acpi/call");
   for (auto it = s.begin(); it != s.end();)
     it = it->first.rfind("/run/fake-monitor", 0) == 0 ? s.erase(it) : std::next(it);
+  // A top-level cgroup whose cpuset.cpus was empty (the parent's CPUs) gets those CPUs by name
+  // back: the kernel refuses to empty the cpuset of a group with processes (README, Tuning).
+  std::string parent = "file:" + (h.fs.has("/sys/fs/cgroup/cpuset.cpus.effective") ? h.fs.nodes().at("/sys/fs/cgroup/cpuset.cpus.effective").data : "");
+  for (auto& [path, v] : s)
+    if (path.rfind("/sys/fs/cgroup/", 0) == 0 && path.size() > 12 && path.compare(path.size() - 12, 12, "/cpuset.cpus") == 0 &&
+        v == parent)
+      v = "file:\n";
   s["@mux"] = h.kernel.mux();
   s["@monitor i2c-4"] = std::to_string(h.kernel.monitor_input(4));
   return s;
@@ -159,8 +208,9 @@ struct VmRun {
   std::vector<Mark> marks;
   std::map<std::string, std::string> before;
   const std::string vm = "win11";
+  std::string xml;
 
-  explicit VmRun(const Scenario& s) {
+  explicit VmRun(const Scenario& s) : xml(s.xml) {
     s.build(h);
     put_profile(h, vm, s.profile);
     before = host_state(h);
@@ -188,7 +238,7 @@ struct VmRun {
     inv.sub = op == "release" ? "end" : "begin";
     inv.extra = "-";
     std::string err;
-    int rc = run_hook_event(a, inv, "", err);
+    int rc = run_hook_event(a, inv, op == "prepare" ? xml : "", err);
     if (err_out) *err_out = err;
     return rc;
   }

@@ -96,6 +96,26 @@ TEST(HostileJournal, HostileFieldValuesAreRefusedNotFollowed) {
       {"claim of '..'", true, "step 1 claim phase=prepare address=.. vm=win11\n"},
       {"service.stop with a path as unit", false,
        "step 1 service.stop phase=prepare unit=/etc/systemd/system/x.service was_active=1 state=active\n"},
+      // Looking Glass and tuning (issues 16, 13): the same rule for their paths and names.
+      {"shm.create of /etc/passwd", false, "step 1 shm.create phase=prepare path=/etc/passwd existed=0 size=1\n"},
+      {"shm.create climbing out of /dev/shm", false,
+       "step 1 shm.create phase=prepare path=/dev/shm/../../etc/passwd existed=0 size=1\n"},
+      {"lg.client pid file outside /run/gpuhook", false, "step 1 lg.client phase=started how=pid pidfile=/etc/passwd user=alice\n"},
+      {"lg.client unit that is an option", false, "step 1 lg.client phase=started how=unit unit=--all user=alice\n"},
+      {"lg.client user that is an option", false, "step 1 lg.client phase=started how=unit unit=x.service user=-H\n"},
+      {"hugepages.reserve outside the pools", false, "step 1 hugepages.reserve phase=prepare dir=/etc previous=3\n"},
+      {"hugepages.reserve climbing out", false,
+       "step 1 hugepages.reserve phase=prepare dir=/sys/kernel/mm/hugepages/hugepages-2048kB/../../../../etc previous=3\n"},
+      {"cpuset.cpus outside /sys/fs/cgroup", false, "step 1 cpuset.cpus phase=prepare path=/etc/cpuset.cpus previous=0\n"},
+      {"cpuset.cpus climbing out", false,
+       "step 1 cpuset.cpus phase=prepare path=/sys/fs/cgroup/../../etc/cpuset.cpus previous=0\n"},
+      {"cpuset.cpus previous that is not a CPU list", false,
+       "step 1 cpuset.cpus phase=prepare path=/sys/fs/cgroup/system.slice/cpuset.cpus previous=0%3Breboot\n"},
+      {"cpu.governor outside cpufreq", false, "step 1 cpu.governor phase=prepare path=/etc/passwd previous=powersave\n"},
+      {"cpu.governor previous that is an option", false,
+       "step 1 cpu.governor phase=prepare path=/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor previous=--x\n"},
+      {"cpus.allowed unit that is an option", false, "step 1 cpus.allowed phase=prepare unit=--now previous=\n"},
+      {"sleep.inhibit unit that is a path", false, "step 1 sleep.inhibit phase=prepare unit=/etc/systemd/system/x.service\n"},
   };
   for (const auto& c : cases) {
     Guarded t;

@@ -42,9 +42,9 @@ const Broken kBroken[] = {
     {"misspelt sub-table", "[gpu]\naddress = \"0000:01:00.0\"\n[display.muxx]\nmethod = \"acpi\"\n",
      "p.toml:3:10: unknown table [display.muxx]; did you mean [display.mux]?\n"},
     {"unknown top-level key", "foo = 1\n[gpu]\naddress = \"0000:01:00.0\"\n",
-     "p.toml:1:1: unknown key 'foo' at the top level; valid keys: gpu display host commands timeouts\n"},
+     "p.toml:1:1: unknown key 'foo' at the top level; valid keys: gpu display host commands timeouts tuning\n"},
     {"unknown mode", "[gpu]\naddress = \"0000:01:00.0\"\n[display]\nmode = \"muxx\"\n",
-     "p.toml:4:8: [display] mode 'muxx' is not one of: external, takeover, mux, ddc, command\n"},
+     "p.toml:4:8: [display] mode 'muxx' is not one of: external, takeover, mux, ddc, command, looking-glass\n"},
     {"mux without method", "[gpu]\naddress = \"0000:01:00.0\"\n[display]\nmode = \"mux\"\n",
      "p.toml:3:1: [display] mode 'mux' needs [display.mux] method = \"switcheroo\" or \"acpi\"\n"},
     {"acpi mux without paths",
@@ -142,7 +142,7 @@ std::string slurp(const std::string& path) {
 
 TEST(Profile, TheExampleProfilesAreValid) {
   for (const char* f : {"laptop-mux.toml", "desktop-single-gpu.toml", "desktop-dual-gpu.toml", "monitor-ddc.toml",
-                        "custom-command.toml"}) {
+                        "custom-command.toml", "laptop-looking-glass.toml", "gaming-tuned.toml"}) {
     std::string path = std::string(GPUHOOK_SOURCE_DIR) + "/config/vms/" + f;
     ConfigErrors e;
     EXPECT_TRUE(parse_profile(slurp(path), path, Timeouts{}, &e)) << e.text();

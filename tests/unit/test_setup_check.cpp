@@ -373,3 +373,41 @@ TEST(Check, DomainSourceProblems) {
 
 }  // namespace
 }  // namespace gpuhook::fixtures
+
+namespace gpuhook::fixtures {
+namespace {
+
+// Looking Glass (issue 16): check reports the domain's shared memory (missing, too small), the
+// client program and the user's graphical session, each with its fix.
+TEST(Check, LookingGlassModeChecksTheSharedMemoryTheClientAndTheSession) {
+  Check c(std::string(kProfile) + "[display]\nmode = \"looking-glass\"\n[display.looking_glass]\n"
+                                  "client = [\"/usr/local/bin/looking-glass-client\", \"-F\"]\nuser = \"alice\"\n");
+  add_tuning_host(c.h, false);
+  int rc = -1;
+  auto f = c.findings(Domain{}, &rc);
+  ASSERT_TRUE(f.count("lg-shmem-missing")) << ids(f);
+  EXPECT_EQ(std::string(f.at("lg-shmem-missing").at("severity").as_string()), "error");
+  EXPECT_NE(std::string(f.at("lg-shmem-missing").at("fix").as_string()).find("<size unit='M'>32</size>"), std::string::npos);
+  EXPECT_EQ(rc, 1);
+  ASSERT_TRUE(f.count("display-unsupported")) << "the client is not installed: " << ids(f);
+  EXPECT_FALSE(f.count("lg-no-session")) << "alice's Wayland session runs";
+
+  Domain small;
+  small.devices += "    <shmem name='looking-glass'><model type='ivshmem-plain'/><size unit='M'>16</size></shmem>\n";
+  f = c.findings(small);
+  ASSERT_TRUE(f.count("lg-shmem-size")) << ids(f);
+  EXPECT_NE(std::string(f.at("lg-shmem-size").at("message").as_string()).find("16777216 bytes"), std::string::npos);
+
+  c.h.fs.put_file("/usr/local/bin/looking-glass-client", "#!/bin/sh\n", 0755);
+  c.h.kernel.kill(2000, 9);  // alice logs out
+  Domain good;
+  good.devices += "    <shmem name='looking-glass'><model type='ivshmem-plain'/><size unit='M'>32</size></shmem>\n";
+  f = c.findings(good, &rc);
+  EXPECT_FALSE(f.count("lg-shmem-missing") || f.count("lg-shmem-size") || f.count("display-unsupported")) << ids(f);
+  ASSERT_TRUE(f.count("lg-no-session")) << ids(f);
+  EXPECT_EQ(std::string(f.at("lg-no-session").at("severity").as_string()), "warning");
+  EXPECT_EQ(rc, 0) << "a missing session is a warning: the VM may start before login";
+}
+
+}  // namespace
+}  // namespace gpuhook::fixtures

@@ -69,6 +69,8 @@ TEST(Doctor, ReferenceLaptopIntelIgpuIsIntegratedAndTheNvidiaGpuIsCleanWithFourF
   EXPECT_NE(finding(j, "vfio-ok"), nullptr);
   EXPECT_NE(finding(j, "gpu-isolated"), nullptr);
   EXPECT_NE(finding(j, "mux-none"), nullptr) << "iGPU + dGPU and no switch: the panel question is answered";
+  EXPECT_NE(std::string(finding(j, "mux-none")->at("fix").as_string()).find("mode = \"looking-glass\""), std::string::npos)
+      << "a MUXless laptop is pointed to Looking Glass (issue 16)";
 }
 
 TEST(Doctor, AnAmdApuIgpuBehindABridgeIsIntegratedAndA0380DgpuBehindItsSwitchIsDiscrete) {
@@ -240,6 +242,8 @@ TEST(Doctor, MuxSwitchesAreReportedWithWhetherTheyNeedAReboot) {
   auto* r = finding(j, "mux-reboot-only");
   ASSERT_NE(r, nullptr);
   EXPECT_NE(std::string(r->at("message").as_string()).find("only after a reboot"), std::string::npos);
+  EXPECT_NE(std::string(r->at("fix").as_string()).find("mode = \"looking-glass\""), std::string::npos)
+      << "without a reboot: Looking Glass (issue 16)";
   EXPECT_EQ(finding(j, "mux-none"), nullptr);
   h.fs.put_file("/sys/class/dmi/id/chassis_type", "3\n");
   j = doctor(h);
