@@ -68,6 +68,16 @@ Timeouts timeouts_from(const Record& r, Timeouts t) {
   return t;
 }
 
+// The VM's journal through the store; whatever the parse throws (a hostile file) is an error.
+Status Engine::load_journal(Journal& j) {
+  return guarded("reading the journal", [&]() -> Status {
+    auto jr = store_.load(ctx_.vm);
+    if (!jr) return jr.error();
+    j = std::move(*jr);
+    return Status::success();
+  });
+}
+
 Status Engine::undo_one(StepContext& ctx, const JournalEntry& e) {
   auto it = kinds_.find(e.kind);
   if (it == kinds_.end()) {
@@ -104,12 +114,7 @@ RunOutcome Engine::apply(StepList& steps, const std::string& phase) {
   RunOutcome out;
   Journal j;
   {
-    Status ls = guarded("reading the journal", [&]() -> Status {
-      auto jr = store_.load(ctx_.vm);
-      if (!jr) return jr.error();
-      j = std::move(*jr);
-      return Status::success();
-    });
+    Status ls = load_journal(j);
     if (!ls) {
       out.ok = false;
       out.error = ls.error();
@@ -247,12 +252,7 @@ RunOutcome Engine::apply(StepList& steps, const std::string& phase) {
 RunOutcome Engine::release() {
   RunOutcome out;
   Journal j;
-  Status ls = guarded("reading the journal", [&]() -> Status {
-    auto jr = store_.load(ctx_.vm);
-    if (!jr) return jr.error();
-    j = std::move(*jr);
-    return Status::success();
-  });
+  Status ls = load_journal(j);
   if (!ls) {
     out.ok = false;
     out.error = ls.error();
@@ -376,12 +376,7 @@ RunOutcome Engine::release() {
 std::vector<std::string> Engine::verify() {
   std::vector<std::string> diffs;
   Journal j;
-  Status ls = guarded("reading the journal", [&]() -> Status {
-    auto jr = store_.load(ctx_.vm);
-    if (!jr) return jr.error();
-    j = std::move(*jr);
-    return Status::success();
-  });
+  Status ls = load_journal(j);
   if (!ls) return {ls.error().message()};
   for (const auto& p : j.problems) diffs.push_back("journal: " + p);
   for (const auto& e : j.entries) {

@@ -63,6 +63,7 @@ class Engine {
 
  private:
   Status undo_one(StepContext& ctx, const JournalEntry& e);
+  Status load_journal(Journal& j);
   bool writer_alive(const JournalEntry& e);
   void note_pending(JournalEntry& e, const Status& undo_result);
   StepContext& ctx_;

@@ -18,9 +18,6 @@ StepList& phase_steps(Plan& plan, const std::string& phase) {
   return plan.prepare;
 }
 
-namespace {
-
-// A reason to refuse, with its stable id (check's finding id; README's finding table).
 Error refusal(std::string id, std::string what, std::string why, std::string hint) {
   Error e;
   e.id = std::move(id);
@@ -29,6 +26,8 @@ Error refusal(std::string id, std::string what, std::string why, std::string hin
   e.hint = std::move(hint);
   return e;
 }
+
+namespace {
 
 bool is_fb_console(Fs& fs, const std::string& vt) {
   std::string name = read_attr(fs, "/sys/class/vtconsole/" + vt + "/name");

@@ -8,15 +8,6 @@
 namespace gpuhook {
 namespace {
 
-Error refusal(std::string id, std::string what, std::string why, std::string hint) {
-  Error e;
-  e.id = std::move(id);
-  e.what = std::move(what);
-  e.why = std::move(why);
-  e.hint = std::move(hint);
-  return e;
-}
-
 std::string mib(long long bytes) { return std::to_string(bytes >> 20) + " MiB"; }
 
 void plan_shared_memory(Host& host, const Profile& p, const DomainInfo* d, const std::string& vm, TuningPlan& t) {

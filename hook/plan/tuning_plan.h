@@ -11,6 +11,9 @@
 
 namespace gpuhook {
 
+// A reason to refuse, with its stable id (check's finding id; README's finding table). planner.cpp.
+Error refusal(std::string id, std::string what, std::string why, std::string hint);
+
 struct TuningPlan {
   StepList steps;
   std::vector<Error> refusals;
