@@ -63,7 +63,7 @@ run_ctest "$SRC/build-tests" --output-on-failure -j"$JOBS" --timeout 900
 #    matrix, the hostile-input tests on the binary, and the fuzz seed corpora replayed).
 phase "the unit tests under ASan+UBSan"
 cmake -S "$SRC" -B "$SRC/build-asan" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DGPUHOOK_SANITIZE=ON >/dev/null
-cmake --build "$SRC/build-asan" -j"$JOBS" --target gpuhook_unit gpuhook fuzzers
+cmake --build "$SRC/build-asan" -j"$JOBS" --target gpuhook_unit gpuhook fuzzers man
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 run_ctest "$SRC/build-asan" --output-on-failure -L unit -j"$JOBS"
 unset ASAN_OPTIONS UBSAN_OPTIONS

@@ -90,7 +90,7 @@ unsigned long parse_id(const std::string& v) {
 
 }  // namespace
 
-Result<DomainEdit> edit_domain_for_card(std::string_view xml, const DomainEditSpec& spec) {
+Result<DomainEdit> edit_domain_once(std::string_view xml, const DomainEditSpec& spec) {
   auto fail = [](std::string why) {
     Error e;
     e.what = "cannot edit the domain XML";
@@ -223,6 +223,34 @@ Result<DomainEdit> edit_domain_for_card(std::string_view xml, const DomainEditSp
                         "For q35, create the VM anew with --machine q35 (virt-manager: Chipset Q35)");
   out.xml = text;
   return out;
+}
+
+// The edit, checked before anyone defines it: the result must read back with every function of
+// the card as a managed='no' hostdev, and a second edit must change nothing. A document the text
+// splices get wrong (found by fuzz_domain_xml: a domain with two <name> elements) is refused
+// with why, never handed to libvirt half right.
+Result<DomainEdit> edit_domain_for_card(std::string_view xml, const DomainEditSpec& spec) {
+  auto e = edit_domain_once(xml, spec);
+  if (!e) return e;
+  auto refuse = [&](const std::string& why) -> Result<DomainEdit> {
+    Error err;
+    err.what = "setup cannot edit this domain XML safely";
+    err.why = why;
+    err.hint = "add the card's <hostdev type='pci' managed='no'> entries by hand (virsh edit; README: Setting up a "
+               "VM, the manual path), then run `gpuhook check`";
+    err.id = "domain-edit-unsafe";
+    return err;
+  };
+  auto back = parse_domain_xml(e->xml);
+  if (!back) return refuse("the edited document does not read back: " + back.error().message());
+  for (const auto& f : spec.functions) {
+    bool ok = false;
+    for (const auto& h : back->hostdevs) ok |= h.address == f && !h.managed;
+    if (!ok) return refuse("after the edit " + f + " is not a managed='no' hostdev");
+  }
+  auto again = edit_domain_once(e->xml, spec);
+  if (!again || again->changed() || again->xml != e->xml) return refuse("a second edit would change it again");
+  return e;
 }
 
 }  // namespace gpuhook
