@@ -341,7 +341,9 @@ RunOutcome Engine::release() {
     Journal rest = j;
     rest.entries.insert(rest.entries.end(), kept.begin(), kept.end());
     rest.problems.clear();
-    if (rest.entries.empty() && rest.damaged.empty()) (void)store_.remove(ctx_.vm);
+    // A journal that had problems is rewritten (its readable steps undone), never removed by
+    // this release: a person looks at what could not be read first.
+    if (rest.entries.empty() && rest.damaged.empty() && j.problems.empty()) (void)store_.remove(ctx_.vm);
     else (void)store_.save(rest);
   }
   // Verification: everything was undone; is the host back as the journal says it was? Oldest

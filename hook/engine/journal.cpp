@@ -227,8 +227,10 @@ Result<Journal> JournalStore::load(const std::string& vm) {
   Journal j = Journal::parse(*r);
   // The file's name says whose journal it is. A 'vm' line naming another VM (an edited or copied
   // file) must never make a save write that VM's journal, or a path built from that name.
-  if (!j.vm.empty() && j.vm != vm)
+  if (!j.vm.empty() && j.vm != vm) {
     j.problems.push_back("the journal names VM '" + escape_value(j.vm) + "', not '" + escape_value(vm) + "'");
+    j.damaged.push_back("vm " + escape_value(j.vm));  // kept for the person who checks it
+  }
   j.vm = vm;
   return j;
 }
