@@ -39,20 +39,6 @@ std::string refusal_id(const Error& e) { return e.id.empty() ? "prepare-refused"
 
 
 
-// "pc-q35-7.2" -> 7.2; -1 when it names no version.
-double machine_version(const std::string& m) {
-  auto dash = m.rfind('-');
-  if (dash == std::string::npos) return -1;
-  std::string v = m.substr(dash + 1);
-  if (v.empty() || v.find_first_not_of("0123456789.") != std::string::npos) return -1;
-  return std::strtod(v.c_str(), nullptr);
-}
-
-unsigned long parse_id(const std::string& v) {
-  char* end = nullptr;
-  unsigned long r = std::strtoul(v.c_str(), &end, 0);
-  return (end && *end == '\0' && !v.empty()) ? r : 0xffffffffUL;
-}
 
 struct Checker {
   AppContext& app;

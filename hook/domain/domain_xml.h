@@ -71,4 +71,9 @@ long long libvirt_size_bytes(const std::string& value, const std::string& unit, 
 // gives an Error whose `why` names the line and column ("line 3, column 1: ...").
 Result<DomainInfo> parse_domain_xml(std::string_view xml);
 
+// The QEMU version a machine type names ("pc-q35-7.2" -> 7.2); -1 when it names none.
+double machine_version(const std::string& machine);
+// An id as the domain writes it ("0x1558", "5464"); 0xffffffff when it is not a number.
+unsigned long parse_id(const std::string& v);
+
 }  // namespace gpuhook
