@@ -82,24 +82,31 @@ std::string RealFs::resolved_host_path(const std::string& path) const {
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
 }
 
-Result<std::string> RealFs::read(const std::string& path) {
-  int fd = open_path(path, O_RDONLY | O_NONBLOCK);
-  if (fd < 0) return sys_error("cannot read " + path, path, errno);
-  std::string out;
+namespace {
+// Reads an open descriptor to its end (at most 16 MiB: no host file we read is this large) into
+// `out`; 0, or the errno of a failed read.
+int read_all(int fd, std::string& out) {
   char buf[8192];
   for (;;) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      return sys_error("cannot read " + path, path, e);
+      return errno;
     }
-    if (n == 0) break;
+    if (n == 0) return 0;
     out.append(buf, static_cast<size_t>(n));
-    if (out.size() > (16u << 20)) break;  // no host file we read is this large
+    if (out.size() > (16u << 20)) return 0;
   }
+}
+}  // namespace
+
+Result<std::string> RealFs::read(const std::string& path) {
+  int fd = open_path(path, O_RDONLY | O_NONBLOCK);
+  if (fd < 0) return sys_error("cannot read " + path, path, errno);
+  std::string out;
+  int e = read_all(fd, out);
   ::close(fd);
+  if (e) return sys_error("cannot read " + path, path, e);
   return out;
 }
 
@@ -347,20 +354,9 @@ Result<OpenedFile> RealFs::read_nofollow(const std::string& path) {
     err.why = path + " is not a regular file";
     return err;
   }
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      return sys_error("cannot read " + path, path, e);
-    }
-    if (n == 0) break;
-    f.content.append(buf, static_cast<size_t>(n));
-    if (f.content.size() > (16u << 20)) break;
-  }
+  int e = read_all(fd, f.content);
   ::close(fd);
+  if (e) return sys_error("cannot read " + path, path, e);
   return f;
 }
 
