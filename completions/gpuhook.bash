@@ -79,7 +79,7 @@ _gpuhook() {
   local opts="--help --json --root"
   case $verb in
     check) opts="$opts --connect --xml" ;;
-    restore) opts="$opts --force" ;;
+    restore) opts="$opts --force --all-modules" ;;
     log) opts="$opts --events --follow" ;;
     setup) opts="$opts --gpu --mode --dry-run --yes --connect --undo" ;;
     hook) opts="" ;;

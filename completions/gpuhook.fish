@@ -57,6 +57,7 @@ complete -c gpuhook -n '__fish_seen_subcommand_from check plan restore log setup
 complete -c gpuhook -n '__fish_seen_subcommand_from check setup' -l connect -x -a 'qemu:///system qemu:///session' -d 'libvirt URI'
 complete -c gpuhook -n '__fish_seen_subcommand_from check' -l xml -r -F -d 'domain XML file'
 complete -c gpuhook -n '__fish_seen_subcommand_from restore' -l force -d 'restore while a process holds the GPU'
+complete -c gpuhook -n '__fish_seen_subcommand_from restore' -l all-modules -d 'also unload the modules gpuhook kept loaded'
 complete -c gpuhook -n '__fish_seen_subcommand_from log' -l events -x -a '1 5 10 0' -d 'how many events'
 complete -c gpuhook -n '__fish_seen_subcommand_from log' -l follow -d 'wait for new lines'
 complete -c gpuhook -n '__fish_seen_subcommand_from setup' -l gpu -x -a '(__gpuhook_gpus)' -d 'the GPU'

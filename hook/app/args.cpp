@@ -79,7 +79,7 @@ const VerbSpec kVerbs[] = {
     {"status", 0, 0, "status",
      "what each VM holds now, and anything inconsistent", "VMs with profiles, the devices each holds (from the journals), the driver of each\n"
                                "device now, and anything inconsistent. Exit 1 when something is inconsistent."},
-    {"restore", 1, 1, "restore VM [--force]",
+    {"restore", 0, 1, "restore VM [--force] [--all-modules] | restore --all-modules",
      "undo a VM's journal by hand",
      "Undoes VM's journal (/run/gpuhook/VM.journal) by hand, as release does: for recovering after\n"
      "a crash or a release that could not finish. It needs no profile and ignores the global config.\n"
@@ -87,7 +87,10 @@ const VerbSpec kVerbs[] = {
      "that takes too long), and it refuses, naming the process, while a process (the VM's QEMU)\n"
      "still holds the /dev/vfio/N of a group the journal bound: taking the GPU from a running VM\n"
      "crashes it. Safe to run twice; does nothing without a journal.\n"
-     "  --force   restore even then: the devices are unbound under that process (stop the VM first)"},
+     "  --force        restore even then: the devices are unbound under that process (stop the VM first)\n"
+     "  --all-modules  then also unload the modules gpuhook loaded and kept loaded after their VM\n"
+     "                 ([host] unload_vfio = false, the default: vfio-pci), when no device uses them;\n"
+     "                 without VM, only that"},
     {"log", 0, 1, "log [VM] [--events N] [--follow]",
      "what happened in the last events, step by step",
      "What happened: the last N events (default 1) of VM, or of every VM, from the log file\n"
@@ -221,6 +224,7 @@ Invocation parse_args(const std::vector<std::string>& argv) {
       (name == "--xml" ? inv.xml_file : inv.connect) = value;
     }
     else if (inv.verb == "restore" && a == "--force") inv.force = true;
+    else if (inv.verb == "restore" && a == "--all-modules") inv.all_modules = true;
     else if (inv.verb == "setup" && (a == "--dry-run" || a == "--yes" || a == "-y" || a == "--undo"))
       (a == "--dry-run" ? inv.dry_run : a == "--undo" ? inv.undo : inv.yes) = true;
     else if (inv.verb == "setup" && (a == "--gpu" || a == "--mode" || a == "--connect" || a.rfind("--gpu=", 0) == 0 ||
@@ -252,6 +256,10 @@ Invocation parse_args(const std::vector<std::string>& argv) {
     return inv;
   }
   if (rest.size() < spec->min_args || rest.size() > spec->max_args) {
+    inv.error = std::string("usage: gpuhook ") + spec->synopsis;
+    return inv;
+  }
+  if (inv.verb == "restore" && rest.empty() && !inv.all_modules) {
     inv.error = std::string("usage: gpuhook ") + spec->synopsis;
     return inv;
   }

@@ -2,7 +2,7 @@
 //
 //   libvirt:  /etc/libvirt/hooks/qemu <vm> <op> <sub-op> <extra>      (or hooks/qemu.d/<anything>)
 //   by hand:  gpuhook [--root DIR] hook <vm> <op> <sub-op> [<extra>]
-//   CLI:      gpuhook [--root DIR] [--json] doctor|groups|ids ADDR|check VM|plan VM|status|restore VM [--force]
+//   CLI:      gpuhook [--root DIR] [--json] doctor|groups|ids ADDR|check VM|plan VM|status|restore VM [--force] [--all-modules]|restore --all-modules
 //             |log [VM] [--events N] [--follow]
 //             check also takes --connect URI and --xml FILE
 //             setup VM [--gpu ADDRESS] [--mode MODE] [--dry-run] [--yes] [--connect URI] | setup VM --undo [--yes]
@@ -24,6 +24,7 @@ struct Invocation {
   std::string connect;            // check --connect URI: libvirt URI ("" = libvirt's default)
   std::string xml_file;           // check/plan --xml FILE: the domain XML from a file instead of libvirt
   bool force = false;             // restore --force: restore even while a process holds the VM's /dev/vfio groups
+  bool all_modules = false;       // restore --all-modules: unload the modules gpuhook kept loaded too
   std::string gpu, mode;          // setup --gpu ADDRESS, --mode MODE
   bool dry_run = false, yes = false, undo = false;  // setup --dry-run, --yes, --undo
   int events = 1;                 // log --events N: how many of the last events (0 = all)

@@ -273,8 +273,18 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
     problems += static_cast<int>(r.issues.size());
     rows.push_back(std::move(r));
   }
+  // Modules gpuhook loaded that outlived their VM: kept by the profile's choice when it started
+  // ([host] unload_vfio = false), or while another VM's devices use them.
+  std::vector<JournalEntry> host_modules;
+  if (auto hj = store.load(".host"); hj) host_modules = hj->entries;
+  auto hf = [](const JournalEntry& e, const char* k) { return e.fields.count(k) ? e.fields.at(k) : std::string(); };
   if (inv.json) {
-    out << "{\"vms\":[";
+    out << "{\"host_modules\":[";
+    for (size_t i = 0; i < host_modules.size(); ++i)
+      out << (i ? "," : "") << "{\"module\":" << json_str(hf(host_modules[i], "module"))
+          << ",\"loaded_for\":" << json_str(hf(host_modules[i], "loaded_for"))
+          << ",\"kept\":" << (hf(host_modules[i], "kept") == "1" ? "true" : "false") << "}";
+    out << "],\"vms\":[";
     for (size_t i = 0; i < rows.size(); ++i) {
       const auto& r = rows[i];
       out << (i ? "," : "") << "{\"vm\":" << json_str(r.vm) << ",\"gpu\":"
@@ -295,13 +305,13 @@ int verb_status(AppContext& app, const Invocation& inv, std::ostream& out, std::
     return problems ? 1 : 0;
   }
   if (rows.empty()) out << "No VM has a profile in " << kProfileDir << ".\n";
-  // Modules gpuhook loaded that outlived their VM (another VM's devices use them).
-  if (auto hj = store.load(".host"); hj && !hj->entries.empty()) {
-    out << "host: modules gpuhook loaded and keeps while another VM uses them (the last release unloads them):\n";
-    for (const auto& e : hj->entries) {
-      auto f = [&](const char* k) { return e.fields.count(k) ? e.fields.at(k) : std::string(); };
-      out << "  " << f("module") << " (loaded for VM " << f("loaded_for") << ")\n";
-    }
+  if (!host_modules.empty()) {
+    out << "host: modules gpuhook loaded that outlived their VM:\n";
+    for (const auto& e : host_modules)
+      out << "  " << hf(e, "module") << " (loaded for VM " << hf(e, "loaded_for") << "): "
+          << (hf(e, "kept") == "1" ? "kept loaded ([host] unload_vfio = false); `gpuhook restore --all-modules` unloads it"
+                                   : "kept while another VM uses it; the last release unloads it")
+          << "\n";
   }
   for (const auto& r : rows) {
     out << r.vm << ": " << (r.journal ? "holds the GPU (journal in " + store.path(r.vm) + ")" : "not active")
@@ -334,7 +344,45 @@ static std::vector<Holder> vfio_holders(AppContext& app, const Journal& j) {
   return find_holders(app.host.fs, nodes, app.host.signals.self_pid());
 }
 
+// restore --all-modules without a VM: the modules gpuhook kept loaded after their VMs.
+int restore_host_modules(AppContext& app, std::ostream& out, std::ostream& err) {
+  ConfigErrors ge;
+  auto gr = load_global(app.host.fs, kGlobalConfig, &ge);
+  for (const auto& l : ge.lines) err << l << "\n";
+  GlobalConfig g = gr ? *gr : GlobalConfig{};
+  auto session = Session::open_host(app.host, {"restore", g.timeouts.event_ms, true});
+  if (!session) {
+    err << "gpuhook: cannot unload the modules gpuhook kept: " << session.error().message() << "\n"
+        << "  what to do: " << session.error().hint << "\n";
+    return 1;
+  }
+  std::string problem;
+  auto file_log = app.open_log(g, "[host restore " + std::to_string(app.host.signals.self_pid()) + "] ", &problem);
+  Deadline d(app.host.clock, g.timeouts.event_ms);
+  StepContext ctx{app.host, *file_log, d, "", g.timeouts, kStateDir};
+  JournalStore& store = (*session)->store();
+  if (!store.exists(".host")) {
+    out << "gpuhook kept no module loaded (no " << store.path(".host") << ").\n";
+    return 0;
+  }
+  auto s = release_host_modules(ctx, true);
+  std::vector<JournalEntry> left;
+  if (auto hj = store.load(".host"); hj) left = hj->entries;
+  for (const auto& e : left) {
+    std::string m = e.fields.count("module") ? e.fields.at("module") : "";
+    out << "module " << m << " stays loaded: a device uses it (`gpuhook status`)\n";
+  }
+  if (!s) {
+    err << "gpuhook: " << s.error().message() << "\n";
+    if (!s.error().hint.empty()) err << "  what to do: " << s.error().hint << "\n";
+    return 1;
+  }
+  if (left.empty()) out << "the modules gpuhook loaded and kept are unloaded.\n";
+  return 0;
+}
+
 int verb_restore(AppContext& app, const Invocation& inv, std::ostream& out, std::ostream& err) {
+  if (inv.args.empty()) return restore_host_modules(app, out, err);
   const std::string& vm = inv.args[0];
   if (auto why = vm_name_problem(vm); !why.empty()) {
     err << "gpuhook: refusing VM name: " << why << "\n";
@@ -394,7 +442,7 @@ int verb_restore(AppContext& app, const Invocation& inv, std::ostream& out, std:
   StepContext ctx{app.host, tee, d, vm, t, kStateDir};
   Engine engine(ctx, store, builtin_step_kinds());
   RunOutcome o = engine.release();
-  (void)release_host_modules(ctx);
+  (void)release_host_modules(ctx, inv.all_modules);
   if (o.ok) {
     out << "VM " << vm << ": host restored" << (o.gone.empty() ? "" : " (what cannot come back until reboot is logged above)") << ".\n";
     return 0;

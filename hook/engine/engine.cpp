@@ -203,7 +203,7 @@ RunOutcome Engine::apply(StepList& steps, const std::string& phase) {
     // The rollback has a budget of its own: the failure may be the event deadline itself (a step
     // that hung), and undo must still be able to wait for a driver or run modprobe/systemctl.
     Deadline rollback_deadline(ctx_.host.clock, ctx_.timeouts.event_ms);
-    StepContext rb{ctx_.host, ctx_.log, rollback_deadline, ctx_.vm, ctx_.timeouts, ctx_.state_dir};
+    StepContext rb{ctx_.host, ctx_.log, rollback_deadline, ctx_.vm, ctx_.timeouts, ctx_.state_dir, true};
     // Kept in the journal, ascending order: a failed undo, and every older step after it (see release()).
     std::vector<JournalEntry> kept;
     std::string gone_hint;

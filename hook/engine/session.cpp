@@ -60,6 +60,14 @@ Result<std::unique_ptr<Session>> Session::open(Host& host, const std::string& vm
   return s;
 }
 
+Result<std::unique_ptr<Session>> Session::open_host(Host& host, const Options& o) {
+  std::unique_ptr<Session> s(new Session(host, "", o));
+  if (auto st = host.fs.make_dirs(locks_dir(), 0700); !st) return st.error();
+  Deadline d(host.clock, o.lock_wait_ms);
+  if (auto st = s->take("host", d); !st) return st.error();
+  return s;
+}
+
 Status Session::lock_devices(std::vector<std::string> addresses) {
   std::sort(addresses.begin(), addresses.end());
   addresses.erase(std::unique(addresses.begin(), addresses.end()), addresses.end());

@@ -32,6 +32,8 @@ class Session {
   };
   // Takes the host lock (unless !host_lock) and the VM's lock. An Error names the holder.
   static Result<std::unique_ptr<Session>> open(Host& host, const std::string& vm, const Options& o);
+  // Takes the host lock only: host-wide work that belongs to no VM (restore --all-modules).
+  static Result<std::unique_ptr<Session>> open_host(Host& host, const Options& o);
   // Takes the devices' locks, sorted, after the VM's. Within the wait of open().
   Status lock_devices(std::vector<std::string> addresses);
 

@@ -23,6 +23,7 @@ struct StepContext {
   const std::string& vm;
   const Timeouts& timeouts;
   std::string state_dir;
+  bool rollback = false;  // undoing a failed event's own changes (not a release or restore)
 };
 
 class Step {

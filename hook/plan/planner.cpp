@@ -306,7 +306,7 @@ Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std
   }
   // 8. vfio-pci
   if (!fs.is_dir(std::string(kPciDrivers) + "/vfio-pci"))
-    plan.prepare.push_back(make_module_load("vfio-pci", std::string(kPciDrivers) + "/vfio-pci"));
+    plan.prepare.push_back(make_module_load("vfio-pci", std::string(kPciDrivers) + "/vfio-pci", !p.unload_vfio));
   // 9. the devices
   for (const auto& a : devices) {
     auto d = pci.device(a);

@@ -462,11 +462,12 @@ void profile_body(Checker& c, const toml::table& root, Profile& p) {
     p.stop_services = {"display-manager.service"};
   }
   if (auto* host = c.table(root, "host", "host")) {
-    c.keys(*host, "[host]", {"stop_services", "unload_modules", "unbind_consoles", "release_framebuffer", "holders"});
+    c.keys(*host, "[host]", {"stop_services", "unload_modules", "unbind_consoles", "release_framebuffer", "unload_vfio", "holders"});
     if (auto v = c.strings(*host, "stop_services", "[host] stop_services", unit_problem)) p.stop_services = *v;
     if (auto v = c.strings(*host, "unload_modules", "[host] unload_modules", module_problem)) p.unload_modules = *v;
     if (auto v = c.boolean(*host, "unbind_consoles", "[host] unbind_consoles")) p.unbind_consoles = *v;
     if (auto v = c.boolean(*host, "release_framebuffer", "[host] release_framebuffer")) p.release_framebuffer = *v;
+    if (auto v = c.boolean(*host, "unload_vfio", "[host] unload_vfio")) p.unload_vfio = *v;
     if (auto v = c.str(*host, "holders", "[host] holders")) {
       if (*v == "refuse") p.holders = HolderPolicy::refuse;
       else if (*v == "terminate") p.holders = HolderPolicy::terminate;

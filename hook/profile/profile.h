@@ -60,6 +60,7 @@ struct Profile {
   std::vector<std::string> unload_modules;
   bool unbind_consoles = false;
   bool release_framebuffer = false;
+  bool unload_vfio = false;                // [host] unload_vfio: unload vfio-pci (if gpuhook loaded it) on release
   HolderPolicy holders = HolderPolicy::refuse;
 
   LookingGlassConfig looking_glass;        // [display.looking_glass]

@@ -54,9 +54,11 @@ Result<std::string> modules_loaded_with(StepContext& ctx, const std::string& m) 
 
 class ModuleLoad : public Step {
  public:
-  ModuleLoad(std::string m, std::string drv) : m_(std::move(m)), drv_(std::move(drv)) {}
+  ModuleLoad(std::string m, std::string drv, bool keep) : m_(std::move(m)), drv_(std::move(drv)), keep_(keep) {}
   std::string kind() const override { return "module.load"; }
-  std::string describe() const override { return "load module " + m_; }
+  std::string describe() const override {
+    return "load module " + m_ + (keep_ ? " (left loaded after release: [host] unload_vfio = false)" : "");
+  }
   Result<Record> record(StepContext& ctx) override {
     bool was = ctx.host.fs.is_dir(drv_);
     std::string with;
@@ -65,7 +67,8 @@ class ModuleLoad : public Step {
       if (!w) return w.error();
       with = *w;
     }
-    return Record{{"module", m_}, {"driver_dir", drv_}, {"was_loaded", was ? "1" : "0"}, {"with", with}};
+    return Record{{"module", m_}, {"driver_dir", drv_}, {"was_loaded", was ? "1" : "0"}, {"with", with},
+                  {"keep_loaded", keep_ ? "1" : "0"}};
   }
   Status apply(StepContext& ctx, const Record&) override {
     if (ctx.host.fs.is_dir(drv_)) return Status::success();
@@ -82,12 +85,15 @@ class ModuleLoad : public Step {
 
  private:
   std::string m_, drv_;
+  bool keep_;
 };
 
 // The host's own journal (/run/gpuhook/.host.journal: no VM name starts with '.'): the modules
 // gpuhook loaded that outlived the VM that loaded them, because another VM's devices still used
-// them. Whoever releases last (any VM's release, `gpuhook restore`) unloads them once nothing
-// uses them: a host-wide change always has an owner.
+// them, or because the VM's profile kept them loaded (kept=1: [host] unload_vfio = false, the
+// default; the record of prepare says so, not the profile of now). Whoever releases last (any
+// VM's release, `gpuhook restore`) unloads the ones not kept once nothing uses them; `gpuhook
+// restore --all-modules` the kept ones too: a host-wide change always has an owner.
 constexpr const char* kHostJournal = ".host";
 
 // The device (if any) on the driver a module.load record loaded.
@@ -108,16 +114,21 @@ Status undo_module_load(StepContext& ctx, const Record& rec) {
   std::string m = field(rec, "module"), drv = field(rec, "driver_dir");
   if (field(rec, "was_loaded") == "1" || m.empty()) return Status::success();
   if (auto s = check_journal_name(rec, "module"); !s) return s;
+  if (field(rec, "host_owned") == "1") return undo_module_load_now(ctx, rec);
+  // A failed prepare's rollback leaves the host exactly as before: kept only by a release.
+  bool kept = field(rec, "keep_loaded") == "1" && !ctx.rollback;
   std::string user = driver_user(ctx, drv);
-  if (user.empty() || field(rec, "host_owned") == "1") return undo_module_load_now(ctx, rec);
-  // Another VM's device (or a vfio-pci.ids= binding) uses it: the module becomes the host's, and
-  // the last release unloads it.
+  if (user.empty() && !kept) return undo_module_load_now(ctx, rec);
+  // The module becomes the host's: the profile kept it loaded (the next start needs it), or
+  // another VM's device (or a vfio-pci.ids= binding) uses it and the last release unloads it.
+  std::string why = kept ? "[host] unload_vfio = false when VM " + ctx.vm + " started; `gpuhook restore --all-modules` unloads it"
+                         : user + " still uses it; the last release unloads it";
   JournalStore host(ctx.host.fs, ctx.state_dir);
   auto j = host.load(kHostJournal);
   if (!j) return j.error();
   for (const auto& e : j->entries)
     if (e.kind == "module.load" && field(e.fields, "module") == m) {
-      ctx.log.info("module " + m + " left loaded: " + user + " still uses it; the last release unloads it");
+      ctx.log.info("module " + m + " left loaded: " + why);
       return Status::success();  // already the host's
     }
   JournalEntry e;
@@ -126,16 +137,17 @@ Status undo_module_load(StepContext& ctx, const Record& rec) {
   e.phase = "host";
   e.fields = rec;
   e.fields["host_owned"] = "1";
+  e.fields["kept"] = kept ? "1" : "0";
   e.fields["loaded_for"] = ctx.vm;
   e.done = true;
   j->vm = kHostJournal;
   j->entries.push_back(e);
   if (auto s = host.save(*j); !s) return s;
-  ctx.log.info("module " + m + " left loaded: " + user + " still uses it; the last release unloads it");
+  ctx.log.info("module " + m + " left loaded: " + why);
   return Status::success();
 }
 
-Status release_host_modules_impl(StepContext& ctx) {
+Status release_host_modules_impl(StepContext& ctx, bool all_modules) {
   JournalStore host(ctx.host.fs, ctx.state_dir);
   if (!host.exists(kHostJournal)) return Status::success();
   auto j = host.load(kHostJournal);
@@ -144,7 +156,11 @@ Status release_host_modules_impl(StepContext& ctx) {
   std::vector<JournalEntry> keep;
   for (auto it = j->entries.rbegin(); it != j->entries.rend(); ++it) {
     std::string user = driver_user(ctx, field(it->fields, "driver_dir"));
-    if (!user.empty()) {
+    // A kept module someone unloaded by hand is no longer kept: what came with it goes too.
+    bool kept = field(it->fields, "kept") == "1" && module_loaded(ctx.host.fs, field(it->fields, "module"));
+    if (!user.empty() || (kept && !all_modules)) {
+      if (!user.empty() && all_modules)
+        ctx.log.info("module " + field(it->fields, "module") + " left loaded: " + user + " uses it");
       keep.insert(keep.begin(), *it);
       continue;
     }
@@ -288,10 +304,10 @@ std::string module_unload_nothing_left(StepContext& ctx, const Record& rec) {
   return "";
 }
 
-std::unique_ptr<Step> make_module_load(const std::string& m, const std::string& driver_dir) {
-  return std::make_unique<ModuleLoad>(m, driver_dir);
+std::unique_ptr<Step> make_module_load(const std::string& m, const std::string& driver_dir, bool keep_loaded) {
+  return std::make_unique<ModuleLoad>(m, driver_dir, keep_loaded);
 }
-Status release_host_modules(StepContext& ctx) { return release_host_modules_impl(ctx); }
+Status release_host_modules(StepContext& ctx, bool all_modules) { return release_host_modules_impl(ctx, all_modules); }
 
 std::unique_ptr<Step> make_module_unload(const std::string& m) { return std::make_unique<ModuleUnload>(m); }
 StepKindInfo module_load_kind() { return {undo_module_load, {}, {}}; }

@@ -18,11 +18,15 @@ std::unique_ptr<Step> make_claim(const std::string& address, const std::string& 
 // pci.vfio: moves one PCI function to vfio-pci (driver_override, unbind, drivers_probe).
 // driver_at_plan: its driver before the prepare (earlier steps may unbind it before it records).
 std::unique_ptr<Step> make_pci_vfio(const std::string& address, const std::string& driver_at_plan = "");
-// module.load: loads a module that was not loaded (vfio-pci); undo unloads it if unused.
-std::unique_ptr<Step> make_module_load(const std::string& module, const std::string& driver_dir);
-// Modules gpuhook loaded that outlived their VM (another VM's devices used them): unloads each
-// that nothing uses now. Every release and restore runs it, under the host lock.
-Status release_host_modules(StepContext& ctx);
+// module.load: loads a module that was not loaded (vfio-pci). keep_loaded (recorded in the
+// journal, so release never asks the profile): its undo hands the module to the host's journal
+// instead of unloading it, since the next start needs it again; otherwise undo unloads it if unused.
+std::unique_ptr<Step> make_module_load(const std::string& module, const std::string& driver_dir, bool keep_loaded = false);
+// Modules gpuhook loaded that outlived their VM (another VM's devices used them, or the profile
+// kept them loaded): unloads each that nothing uses now, except the kept ones unless
+// all_modules (`gpuhook restore --all-modules`). Every release and restore runs it, under the
+// host lock.
+Status release_host_modules(StepContext& ctx, bool all_modules = false);
 // module.unload: unloads a loaded module (modprobe -r); undo loads it again.
 std::unique_ptr<Step> make_module_unload(const std::string& module);
 // service.stop: stops a systemd unit and waits until it is inactive; undo starts it if it was active.

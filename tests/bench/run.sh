@@ -1,7 +1,8 @@
 #!/bin/sh
 # gpuhook benchmarks: one command, a few tables (see tests/README.md).
 #
-#   tests/bench/run.sh [--rounds N]      (default 2000; as any user; no root needed)
+#   tests/bench/run.sh [--rounds N] [--realkernel [ROUNDS]]
+#       (default 2000; as any user; --realkernel needs root, QEMU and a kernel image)
 #
 # 1. Event latency of a VM without a profile, as libvirtd runs it (fork+exec, domain XML on
 #    stdin, until reaped), interleaved: /bin/true (the limit: a process start), gpuhook (libc
@@ -12,11 +13,23 @@
 #    not exist, so prepare is refused after parsing the profile and planning; a release with a
 #    journal to undo; a prepare with 64 MiB on stdin; the plan verb).
 # 3. Google Benchmark: prepare/start/started/release on the fake reference laptop, per step.
+# 4. With --realkernel (default 5 rounds): in one real-kernel guest (tests/realkernel, QEMU TCG,
+#    laptop layout, vfio-pci loaded first), interleaved: gpuhook's prepare+release against the
+#    same sysfs writes done bare, and `virsh start`+`destroy` with gpuhook binding managed='no'
+#    hostdevs against libvirt's own managed='yes' detach with no hook; medians, ratios, and the
+#    per-step lines of gpuhook's log (tests/realkernel/scenarios/timing.sh).
 # Nothing here is pass/fail: the figures depend on the machine, printed first.
 set -eu
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-ROUNDS=2000
-[ "${1:-}" = "--rounds" ] && ROUNDS=$2
+ROUNDS=2000 RK=0 RK_ROUNDS=5
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) ROUNDS=$2; shift ;;
+    --realkernel) RK=1; case "${2:-}" in [0-9]*) RK_ROUNDS=$2; shift ;; esac ;;
+    *) echo "usage: tests/bench/run.sh [--rounds N] [--realkernel [ROUNDS]]" >&2; exit 2 ;;
+  esac
+  shift
+done
 B=$SRC/build-bench
 JOBS=$(nproc); [ "$JOBS" -gt 2 ] && JOBS=2
 
@@ -87,3 +100,19 @@ echo
 
 echo "== 3. prepare/start/started/release on the fake reference laptop (Google Benchmark, per step)"
 "$B/tests/bench/bench_fake" --benchmark_counters_tabular=false 2>&1 | grep -v '^\*\*\*'
+
+if [ "$RK" = 1 ]; then
+  echo
+  echo "== 4. on the real kernel (QEMU TCG, one vCPU: compare the columns, not the absolute values), $RK_ROUNDS rounds"
+  mkdir -p "$T/rk"
+  # The guest sees this machine's / read-only: the build must be readable from there (it is).
+  if "$SRC/tests/realkernel/rk-vm.sh" --gpuhook "$B/hook/gpuhook" --src "$SRC" --logdir "$T/rk" --name bench-timing \
+       --layout laptop --timeout $((300 + 120 * RK_ROUNDS)) --env RK_PRELOAD_VFIO=1 --env RK_TIMING_ROUNDS="$RK_ROUNDS" \
+       --env RK_TIMING_LIBVIRT=1 "$SRC/tests/realkernel/scenarios/timing.sh" > "$T/rk/out.txt" 2>&1; then
+    grep -a 'RK timing|' "$T/rk/bench-timing/console.log" | sed 's/^.*RK timing| //'
+  else
+    tail -n 40 "$T/rk/out.txt" >&2
+    echo "bench: the real-kernel guest failed (above)" >&2
+    exit 1
+  fi
+fi

@@ -10,7 +10,7 @@
 #   rk_fail TEXT                     a failure that is not a comparison
 #   drv ADDR / ovr ADDR / group_of ADDR / rk_drivers_line ADDR...
 #   snapshot                         the host state gpuhook may change, once it is stable
-#   write_profile VM < TOML          /etc/gpuhook/vms/VM.toml (root-owned, 0644)
+#   write_profile VM < TOML          /etc/gpuhook/vms/VM.toml (root-owned, 0644; unload_vfio = true added)
 #   gh VM OP SUB [< XML]             `gpuhook hook VM OP SUB -`; sets GH_RC, GH_ERR, GH_MS
 #   log_lines [PATTERN]              gpuhook's log (lines matching PATTERN)
 #   libvirt: lv_configure, lv_start, lv_stop, lv_domain NAME MANAGED ADDR..., lv_define NAME MANAGED ADDR...
@@ -172,10 +172,20 @@ drm_nodes_of() {
 }
 
 # --- gpuhook ----------------------------------------------------------------------------------
+# The scenarios compare the whole module set before and after, so their profiles ask release to
+# unload vfio-pci again ([host] unload_vfio = true is added unless the profile names the key):
+# the default (kept loaded, `gpuhook restore --all-modules`) has its own part in s01.
 write_profile() {
+  local t
   mkdir -p /etc/gpuhook/vms
   chmod 0755 /etc/gpuhook /etc/gpuhook/vms
-  cat > "/etc/gpuhook/vms/$1.toml"
+  t=$(cat)
+  case $t in
+    *unload_vfio*) ;;
+    *$'\n[host]'*|'[host]'*) t=$(printf '%s\n' "$t" | sed '/^\[host\][[:space:]]*$/a unload_vfio = true') ;;
+    *) t=$(printf '%s\n\n[host]\nunload_vfio = true' "$t") ;;
+  esac
+  printf '%s\n' "$t" > "/etc/gpuhook/vms/$1.toml"
   chmod 0644 "/etc/gpuhook/vms/$1.toml"
 }
 # gh VM OP SUB: runs the hook path by hand; stdin is the caller's (domain XML or /dev/null).

@@ -1,16 +1,20 @@
 // In-process test harness: a FakeHost, a MemoryLog, and libvirt events run through the real
 // hook path (run_hook_event), exactly as the binary would after its fast path.
 #pragma once
+#include <map>
+#include <sstream>
 #include <string>
 
 #include "app/hook_event.h"
+#include "app/verbs.h"
 #include "fake/fake_host.h"
 
 namespace gpuhook::test {
 
 struct KilledForTest {};
 
-// The reference laptop's profile: external mode, nvidia-persistenced stopped, NVIDIA unloaded.
+// The reference laptop's profile: external mode, nvidia-persistenced stopped, NVIDIA unloaded,
+// vfio-pci kept loaded after release (the default; restored_diff gives it back).
 inline const char* kLaptopProfile = R"(
 [gpu]
 address = "0000:01:00.0"
@@ -49,6 +53,19 @@ inline int run_event(Host host, MemoryLog& log, const std::string& vm, const std
   return rc;
 }
 
+// `gpuhook restore --all-modules`: unloads the modules that releases kept loaded (the default
+// [host] unload_vfio = false), so a test can compare the host with how it was before the VM.
+inline void give_back_kept_modules(Host host, MemoryLog& log) {
+  if (!host.fs.exists("/run/gpuhook/.host.journal")) return;
+  AppContext a = make_app(host, log);
+  Invocation inv;
+  inv.kind = Invocation::Kind::verb;
+  inv.verb = "restore";
+  inv.all_modules = true;
+  std::ostringstream out, err;
+  (void)run_verb(a, inv, out, err);
+}
+
 struct Harness {
   FakeHost h;
   MemoryLog log;
@@ -65,6 +82,15 @@ struct Harness {
       h.locker.held.clear();  // the kernel drops a dead process's flocks
       throw;
     }
+  }
+
+  // The host compared with `reference` once what gpuhook keeps on purpose is given back: the
+  // modules a release leaves loaded under the default [host] unload_vfio = false, unloaded here by
+  // `gpuhook restore --all-modules` itself (so the host journal's record must be right for the
+  // module set to come back exactly). Anything else a release left is a difference.
+  std::string restored_diff(const std::map<std::string, std::string>& reference) {
+    give_back_kept_modules(h.host(), log);
+    return diff_states(reference, h.state());
   }
 
   // prepare, start, started as libvirt sends them; stops at the first refusal.

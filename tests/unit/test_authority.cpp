@@ -22,6 +22,10 @@ struct Harness : test::Harness {
   bool has_journal() { return h.fs.exists("/run/gpuhook/win11.journal"); }
   // The host without gpuhook's own files and the test's edits of /etc/gpuhook.
   std::map<std::string, std::string> host() const { return h.fs.snapshot({"/run/gpuhook", "/var/log", "/etc/gpuhook"}); }
+  std::string restored_host_diff(const std::map<std::string, std::string>& before) {
+    test::give_back_kept_modules(h.host(), log);
+    return diff_states(before, host());
+  }
 };
 
 // Removing (or renaming) a profile is how people switch gpuhook off for a VM; doing it while
@@ -37,7 +41,7 @@ TEST(Authority, ReleaseRestoresAfterTheProfileWasRemovedWhileTheVmRan) {
   EXPECT_TRUE(is_managed(t.h.fs, "win11")) << "a journal alone makes the VM ours";
   EXPECT_FALSE(has_profile(t.h.fs, "win11"));
   EXPECT_EQ(t.event("win11", "release"), 0);
-  EXPECT_EQ(diff_states(before, t.host()), "") << t.log.text();
+  EXPECT_EQ(t.restored_host_diff(before), "") << t.log.text();
   EXPECT_FALSE(t.has_journal());
   EXPECT_FALSE(is_managed(t.h.fs, "win11")) << "once restored, the VM's events cost a stat() again";
 }
@@ -51,7 +55,7 @@ TEST(Authority, PrepareWithAJournalButNoProfileChangesNothingAndSaysWhy) {
   std::string j = t.journal();
   auto during = t.h.state();
   EXPECT_EQ(t.event("win11", "prepare"), 0);
-  EXPECT_EQ(diff_states(during, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(during), "");
   EXPECT_EQ(t.journal(), j);
   EXPECT_TRUE(t.log.contains("has a journal but no profile")) << t.log.text();
 }
@@ -65,7 +69,7 @@ TEST(Authority, ReleaseIgnoresAProfileThatWasEditedOrBrokenWhileTheVmRan) {
   ASSERT_EQ(t.event("win11", "prepare"), 0) << t.log.text();
   put_profile(t.h, "win11", "[gpu]\naddress = \"0000:00:02.0\"\n[host]\nholders = 3\n[timeouts]\nevent = 1\n");
   EXPECT_EQ(t.event("win11", "release"), 0);
-  EXPECT_EQ(diff_states(before, t.host()), "") << t.log.text();
+  EXPECT_EQ(t.restored_host_diff(before), "") << t.log.text();
   EXPECT_FALSE(t.has_journal());
 }
 
@@ -78,7 +82,7 @@ TEST(Authority, ReleaseRestoresWithABrokenGlobalConfig) {
   ASSERT_EQ(t.event("win11", "prepare"), 0) << t.log.text();
   t.h.fs.put_file("/etc/gpuhook/gpuhook.toml", "[log\nlevel = \n", 0644);
   EXPECT_EQ(t.event("win11", "release"), 0);
-  EXPECT_EQ(diff_states(before, t.host()), "") << t.log.text();
+  EXPECT_EQ(t.restored_host_diff(before), "") << t.log.text();
   EXPECT_FALSE(t.has_journal());
   EXPECT_TRUE(t.log.contains("goes on from the journal alone")) << t.log.text();
 }
@@ -91,7 +95,7 @@ TEST(Authority, AGlobalConfigNamingAnotherStateDirIsRefusedBeforeAnyChange) {
   std::string err;
   EXPECT_EQ(t.event("win11", "prepare", &err), 1);
   EXPECT_NE(err.find("[state] dir '/run/elsewhere' is no longer supported"), std::string::npos) << err;
-  EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(before), "");
   EXPECT_FALSE(t.h.fs.exists("/run/elsewhere"));
 }
 
@@ -116,7 +120,7 @@ TEST(Authority, AnUndoProgramThatCannotBeLaunchedFailsAloneAndEverythingElseIsRe
   EXPECT_EQ(t.event("win11", "release", &err), 0);
   EXPECT_TRUE(t.h.kernel.module_loaded("nvidia")) << t.log.text();
   EXPECT_TRUE(t.h.kernel.unit_active("nvidia-persistenced.service"));
-  EXPECT_EQ(diff_states(before, t.h.state()), "") << "everything but the command is back\n" << t.log.text();
+  EXPECT_EQ(t.restored_diff(before), "") << "everything but the command is back\n" << t.log.text();
   EXPECT_TRUE(t.log.contains("Exec format error")) << t.log.text();
   EXPECT_NE(err.find("release of VM win11 incomplete"), std::string::npos) << err;
   EXPECT_NE(err.find("Exec format error"), std::string::npos) << err;
@@ -147,7 +151,7 @@ TEST(Authority, AJournalOfAnUnknownVersionIsKeptAndNotUndone) {
   t.h.fs.put_file("/run/gpuhook/win11.journal", text, 0600);
   auto during = t.h.state();
   EXPECT_EQ(t.event("win11", "release"), 0);
-  EXPECT_EQ(diff_states(during, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(during), "");
   EXPECT_EQ(t.journal(), text);
   EXPECT_TRUE(t.log.contains("of a version this gpuhook does not know")) << t.log.text();
   // Nor can a new prepare add to it.
@@ -221,7 +225,7 @@ TEST(Authority, ALockedVmIsNamedAndReleaseLeavesItsJournalAlone) {
   t.h.fs.put_file("/run/gpuhook/locks/vm.win11.owner", "3131 restore win11\n", 0600);
   auto during = t.h.state();
   EXPECT_EQ(t.event("win11", "release"), 0);
-  EXPECT_EQ(diff_states(during, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(during), "");
   EXPECT_EQ(t.journal(), text);
   EXPECT_TRUE(t.log.contains("held by another gpuhook (pid 3131 restore win11)")) << t.log.text();
   t.h.locker.held.clear();
@@ -240,7 +244,7 @@ TEST(Authority, PrepareWaitsForTheHostLockOfAnotherVmsEvent) {
   std::string err;
   EXPECT_EQ(t.event("win11", "prepare", &err), 1);
   EXPECT_NE(err.find("gpuhook's host lock is held by another gpuhook (pid 777 release linux)"), std::string::npos) << err;
-  EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(before), "");
 }
 
 // `gpuhook restore` beside a running VM: the VM's QEMU holds /dev/vfio/<group>. Restoring would
@@ -283,6 +287,7 @@ TEST(Authority, RestoreWorksWithoutAProfileAndWithABrokenGlobalConfig) {
   inv.kind = Invocation::Kind::verb;
   inv.verb = "restore";
   inv.args = {"win11"};
+  inv.all_modules = true;  // and vfio-pci, which the default [host] unload_vfio = false keeps
   std::ostringstream out, err;
   EXPECT_EQ(run_verb(app, inv, out, err), 0) << err.str();
   auto after = t.h.state();
@@ -340,7 +345,7 @@ TEST(Holders, TheGuestCardsOwnNodeIsAHolder) {
   EXPECT_EQ(t.event("win11", "prepare", &err), 1);
   EXPECT_NE(err.find("cuda-app (1500) holds /dev/nvidia0"), std::string::npos) << err;
   EXPECT_EQ(err.find("Xorg"), std::string::npos) << err;
-  EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(before), "");
 }
 
 // A module to unload that another loaded module uses, which the profile does not unload:
@@ -356,7 +361,7 @@ TEST(Modules, AModuleUsedByAModuleTheProfileKeepsIsRefusedBeforeAnyChange) {
   EXPECT_NE(err.find("module nvidia in [host] unload_modules is used by module nvidia_peermem"), std::string::npos) << err;
   EXPECT_NE(err.find("nothing on the host was changed"), std::string::npos) << err;
   EXPECT_TRUE(t.h.kernel.unit_active("nvidia-persistenced.service"));
-  EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(before), "");
 }
 
 }  // namespace
@@ -446,7 +451,7 @@ TEST(Authority, AWriteStillInTheKernelKeepsItsStepJournaledUntilItsWriterIsGone)
   EXPECT_EQ(t.event("win11", "release"), 0);
   EXPECT_EQ(t.h.kernel.driver_of("0000:01:00.1"), "snd_hda_intel") << t.log.text();
   EXPECT_FALSE(t.h.fs.exists("/run/gpuhook/win11.journal")) << t.log.text();
-  EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(before), "");
 }
 
 }  // namespace
@@ -471,7 +476,7 @@ TEST(Authority, AnUndoWriteStillInTheKernelKeepsItsStepJournaledToo) {
   ASSERT_EQ(t.h.kernel.complete_late_writes(), 1);
   EXPECT_EQ(t.event("win11", "release"), 0);
   EXPECT_FALSE(t.h.fs.exists("/run/gpuhook/win11.journal")) << t.log.text();
-  EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(before), "");
 }
 
 }  // namespace
@@ -492,7 +497,7 @@ TEST(Authority, AModuleLoadedForOneVmAndUsedByAnotherIsUnloadedByTheLastRelease)
   t.h.kernel.add_bridge("0000:00:03.0", 7);
   t.h.kernel.add_pci({"0000:02:00.0", "10de", "2484", "10de", "146b", "030000", "nvidia", "nvidia", 7, false,
                       "/sys/devices/pci0000:00/0000:00:03.0"});
-  const char* prof = "[gpu]\naddress = \"%s\"\n[host]\nstop_services = [\"nvidia-persistenced.service\"]\n";
+  const char* prof = "[gpu]\naddress = \"%s\"\n[host]\nstop_services = [\"nvidia-persistenced.service\"]\nunload_vfio = true\n";
   char a[256], b[256];
   std::snprintf(a, sizeof a, prof, "0000:01:00.0");
   std::snprintf(b, sizeof b, prof, "0000:02:00.0");
@@ -514,15 +519,16 @@ TEST(Authority, AModuleLoadedForOneVmAndUsedByAnotherIsUnloadedByTheLastRelease)
     inv.verb = "status";
     std::ostringstream out, err;
     (void)run_verb(app, inv, out, err);
-    EXPECT_NE(out.str().find("host: modules gpuhook loaded and keeps while another VM uses them"), std::string::npos)
+    EXPECT_NE(out.str().find("host: modules gpuhook loaded that outlived their VM:\n"
+                             "  vfio-pci (loaded for VM a): kept while another VM uses it; the last release unloads it\n"),
+              std::string::npos)
         << out.str();
-    EXPECT_NE(out.str().find("vfio-pci (loaded for VM a)"), std::string::npos) << out.str();
     EXPECT_EQ(out.str().find(".host:"), std::string::npos) << "the host's journal is no VM\n" << out.str();
   }
   EXPECT_EQ(t.event("b", "release"), 0);
   EXPECT_FALSE(t.h.kernel.module_loaded("vfio_pci")) << t.log.text();
   EXPECT_FALSE(t.h.fs.exists("/run/gpuhook/.host.journal"));
-  EXPECT_EQ(diff_states(before, t.h.state()), "") << t.log.text();
+  EXPECT_EQ(t.restored_diff(before), "") << t.log.text();
 }
 
 }  // namespace

@@ -81,6 +81,7 @@ TEST(Takeover, SingleGpuDesktopGivesTheOnlyScreenToTheVmAndGetsItBack) {
   t.stop_vm("win11");
   EXPECT_EQ(*t.h.fs.read("/sys/class/vtconsole/vtcon1/bind"), "1\n") << "amdgpu's fb0 brought fbcon back";
   EXPECT_FALSE(t.log.contains("cannot be restored")) << t.log.text();
+  test::give_back_kept_modules(t.h.host(), t.log);  // [host] unload_vfio = false kept vfio-pci
   auto after = t.h.state();
   // pipewire was terminated and is not brought back: that is the documented cost of "terminate".
   auto expected = before;
@@ -109,9 +110,9 @@ TEST(Takeover, WithTheRefusePolicyAHolderTheDisplayManagerDoesNotRunIsRefusedBef
   EXPECT_NE(err.find("nothing on the host was changed"), std::string::npos) << err;
   EXPECT_FALSE(err.find("Xorg") != std::string::npos) << "the display manager's own Xorg goes with it: not a reason";
   for (const auto& c : t.h.runner.calls) EXPECT_EQ(c.find("stop"), std::string::npos) << "nothing stopped: " << c;
-  EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(before), "");
   t.stop_vm("win11");
-  EXPECT_EQ(diff_states(before, t.h.state()), "") << t.log.text();
+  EXPECT_EQ(t.restored_diff(before), "") << t.log.text();
   EXPECT_TRUE(t.h.kernel.unit_active("display-manager.service"));
 }
 
@@ -140,7 +141,7 @@ TEST(Takeover, WithoutSystemdServicesAreSkippedWithANoteAndNothingObscureFails) 
   auto expected = before;
   for (auto pid : {"/proc/1000", "/proc/1200"})
     for (auto it = expected.begin(); it != expected.end();) it = it->first.rfind(pid, 0) == 0 ? expected.erase(it) : std::next(it);
-  EXPECT_EQ(diff_states(expected, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(expected), "");
 }
 
 TEST(Services, AServiceStoppedBeforeTheVmStartedIsNotStartedOnRelease) {
@@ -174,7 +175,7 @@ TEST(Mux, SwitcherooMovesThePanelBeforeTheDriverGoesAndBackAfterItReturns) {
   size_t migd = index_of(w, "vgaswitcheroo/switch <- MIGD", n);
   ASSERT_NE(migd, std::string::npos);
   EXPECT_GT(migd, index_of(w, "0000:01:00.0/driver_override <- ", n)) << "MIGD after the dGPU is back";
-  EXPECT_EQ(diff_states(before, t.h.state()), "") << t.log.text();
+  EXPECT_EQ(t.restored_diff(before), "") << t.log.text();
 }
 
 TEST(Mux, AcpiMxdsSwitchesThePanelAndBack) {
@@ -189,6 +190,7 @@ TEST(Mux, AcpiMxdsSwitchesThePanelAndBack) {
   t.stop_vm("win11");
   EXPECT_EQ(t.h.kernel.mux(), "igpu");
   EXPECT_NE(index_of(t.h.fs.writes, "/proc/acpi/call <- \\_SB.PCI0.GFX0.MXDS 0x1"), std::string::npos);
+  test::give_back_kept_modules(t.h.host(), t.log);  // [host] unload_vfio = false kept vfio-pci
   auto after = t.h.state();
   before.erase("/proc/acpi/call");  // holds the last call's result, like the real file
   after.erase("/proc/acpi/call");
@@ -206,7 +208,7 @@ TEST(Mux, ARebootOnlyVendorMuxIsReportedNeverWritten) {
   EXPECT_NE(err.find("display mode 'mux' with method 'switcheroo' is not available on this machine"), std::string::npos) << err;
   EXPECT_NE(err.find("asus gpu_mux_mode only switches after a reboot"), std::string::npos) << err;
   EXPECT_EQ(index_of(t.h.fs.writes, "gpu_mux_mode"), std::string::npos) << "never written during a VM start";
-  EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(before), "");
 }
 
 TEST(Ddc, TheMonitorInputSwitchesOnceQemuRunsAndBackOnRelease) {
@@ -232,7 +234,7 @@ unload_modules = ["nvidia_drm", "nvidia_modeset", "nvidia_uvm", "nvidia"]
   EXPECT_EQ(t.h.kernel.monitor_input(4), 0x0f);
   t.stop_vm("win11");
   EXPECT_EQ(t.h.kernel.monitor_input(4), 0x11) << "the input read before the switch";
-  EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(before), "");
 }
 
 TEST(Ddc, StartedStepsComeFromTheProfileNotFromAFreshLookAtTheHost) {
@@ -288,7 +290,7 @@ undo = ["/usr/bin/cpupower", "frequency-set", "-g", "schedutil"]
   t.stop_vm("win11");
   EXPECT_EQ(ran, (std::vector<std::string>{"/usr/local/bin/panel dgpu", "/usr/bin/cpupower frequency-set -g performance",
                                            "/usr/bin/cpupower frequency-set -g schedutil", "/usr/local/bin/panel igpu"}));
-  EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(before), "");
   // A switch command that hangs is killed at its deadline and the prepare rolls back.
   ran.clear();
   t.h.kernel.fault_command("/usr/local/bin/panel dgpu", FakeKernel::Fault::hang);
@@ -298,7 +300,7 @@ undo = ["/usr/bin/cpupower", "frequency-set", "-g", "schedutil"]
   EXPECT_NE(err.find("killed at its deadline"), std::string::npos) << err;
   t.stop_vm("win11");
   EXPECT_EQ(ran, (std::vector<std::string>{"/usr/local/bin/panel igpu"})) << "restore runs on rollback";
-  EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(before), "");
 }
 
 // Every write and every command of a full takeover and of a full mux prepare, failed once:
@@ -332,7 +334,8 @@ void fail_every_write(void (*build)(FakeHost&), const std::string& profile, void
     }
     EXPECT_EQ(t.event("vm", "prepare"), 1) << p;
     t.stop_vm("vm");
-    auto after = t.h.state();
+    test::give_back_kept_modules(t.h.host(), t.log);  // [host] unload_vfio = false kept vfio-pci
+  auto after = t.h.state();
     for (auto* s : {&before, &after})
       for (auto it = s->begin(); it != s->end();) it = it->first.rfind("/proc/1200", 0) == 0 ? s->erase(it) : std::next(it);
     EXPECT_EQ(diff_states(before, after), "") << "failed write: " << p << "\n" << t.log.text();

@@ -33,7 +33,7 @@ TEST(Engine, PrepareBindsTheWholeGroupAndReleaseRestoresEverything) {
   EXPECT_FALSE(t.h.kernel.unit_active("nvidia-persistenced.service"));
   EXPECT_TRUE(t.h.fs.exists("/run/gpuhook/win11.journal"));
   EXPECT_EQ(t.event("win11", "release"), 0);
-  EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(before), "");
   EXPECT_FALSE(t.h.fs.exists("/run/gpuhook/win11.journal"));
   EXPECT_TRUE(t.log.contains("step 1 ok"));
 }
@@ -56,12 +56,12 @@ TEST(Engine, ReleaseTwiceAndReleaseWithoutJournalAreHarmless) {
   put_profile(t.h, "win11", test::kLaptopProfile);
   auto before = t.h.state();
   EXPECT_EQ(t.event("win11", "release"), 0);
-  EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(before), "");
   EXPECT_FALSE(t.h.fs.exists("/run/gpuhook")) << "a release with nothing to restore creates no file";
   ASSERT_EQ(t.event("win11", "prepare"), 0);
   EXPECT_EQ(t.event("win11", "release"), 0);
   EXPECT_EQ(t.event("win11", "release"), 0);
-  EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(before), "");
 }
 
 // For every write the prepare makes, a failure injected at that write rolls the host back.
@@ -86,7 +86,7 @@ TEST(Engine, AFailureAtAnyWriteOfPrepareLeavesTheHostAsBefore) {
     EXPECT_EQ(rc, 1) << "write " << i << ": " << writes[i];
     EXPECT_NE(err.find("gpuhook: cannot prepare VM win11"), std::string::npos) << err;
     t.event("win11", "release");  // libvirt sends release after a refused prepare
-    EXPECT_EQ(diff_states(before, t.h.state()), "") << "fault at write " << i << ": " << writes[i] << "\n" << t.log.text();
+    EXPECT_EQ(t.restored_diff(before), "") << "fault at write " << i << ": " << writes[i] << "\n" << t.log.text();
   }
 }
 
@@ -111,7 +111,7 @@ TEST(Engine, AKillAtAnyStepThenReleaseRestoresTheHost) {
       if (!killed) break;  // past the last step
       EXPECT_TRUE(t.h.fs.exists("/run/gpuhook/win11.journal"));
       EXPECT_EQ(t.event("win11", "release"), 0);
-      EXPECT_EQ(diff_states(before, t.h.state()), "") << point << " step " << n << "\n" << t.log.text();
+      EXPECT_EQ(t.restored_diff(before), "") << point << " step " << n << "\n" << t.log.text();
     }
   }
 }
@@ -126,7 +126,7 @@ TEST(Engine, ASecondVmIsRefusedNamingTheFirst) {
   EXPECT_EQ(t.event("linux", "prepare", &err), 1);
   EXPECT_NE(err.find("0000:01:00.0 is in use by VM win11"), std::string::npos) << err;
   EXPECT_EQ(t.event("linux", "release"), 0);
-  EXPECT_EQ(diff_states(during, t.h.state()), "") << "the refused VM's release must not touch win11's devices";
+  EXPECT_EQ(t.restored_diff(during), "") << "the refused VM's release must not touch win11's devices";
   EXPECT_EQ(t.h.kernel.driver_of("0000:01:00.0"), "vfio-pci");
 }
 
@@ -141,7 +141,7 @@ TEST(Engine, AHangingUnbindEndsInACleanFailureWithinTheDeadline) {
   EXPECT_LE(t.h.clock.now_ms() - t0, 20000) << "the event deadline holds";
   EXPECT_NE(err.find("cannot unbind 0000:01:00.2 from xhci_hcd"), std::string::npos) << err;
   EXPECT_EQ(t.event("win11", "release"), 0);
-  EXPECT_EQ(diff_states(before, t.h.state()), "") << t.log.text();
+  EXPECT_EQ(t.restored_diff(before), "") << t.log.text();
 }
 
 TEST(Engine, NvidiaHoldersAreRefusedBeforeAnyChange) {
@@ -153,7 +153,7 @@ TEST(Engine, NvidiaHoldersAreRefusedBeforeAnyChange) {
   EXPECT_EQ(t.event("win11", "prepare", &err), 1);
   EXPECT_NE(err.find("steam (3000) holds /dev/nvidia0"), std::string::npos) << err;
   EXPECT_NE(err.find("nothing on the host was changed"), std::string::npos) << err;
-  EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(before), "");
   EXPECT_TRUE(t.log.contains("event prepare refused, nothing changed")) << t.log.text();
 }
 
@@ -178,7 +178,7 @@ TEST(Engine, ReleaseUsesTheJournalNotTheEditedProfile) {
   auto after_edit = before;
   after_edit["/etc/gpuhook/vms/win11.toml"] = "file:[gpu]\naddress = \"0000:00:02.0\"\n";
   EXPECT_EQ(t.event("win11", "release"), 0);
-  EXPECT_EQ(diff_states(after_edit, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(after_edit), "");
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include <set>
 
 #include "../fuzz/host_guard.h"
+#include "harness.h"
 #include "app/hook_event.h"
 #include "engine/engine.h"
 #include "fake/fake_host.h"
@@ -267,7 +268,12 @@ struct VmRun {
     }
     return "";
   }
-  std::string damage() { return diff_states(before, host_state(h)) + leftovers(h, vm); }
+  // What the release did not restore (the modules kept on purpose given back first, as
+  // `gpuhook restore --all-modules` does).
+  std::string damage() {
+    test::give_back_kept_modules(h.host(), log);
+    return diff_states(before, host_state(h)) + leftovers(h, vm);
+  }
   // After a refused event: did its own rollback restore the host as it was before that event?
   bool event_rolled_back() { return diff_states(before_event, host_state(h)).empty(); }
 };

@@ -118,7 +118,9 @@ TEST(Issue17, TwoTakeoverCyclesOnEfifbCompleteWithOneWarningAndAStatusThatIsClea
     auto st = cli(t, {"status"});
     EXPECT_EQ(st.rc, 0) << st.out;
     EXPECT_EQ(st.out.find('!'), std::string::npos) << st.out;
-    EXPECT_EQ(st.out.find("restore"), std::string::npos) << st.out;
+    EXPECT_EQ(st.out.find("restore desk"), std::string::npos) << st.out;
+    EXPECT_NE(st.out.find("vfio-pci (loaded for VM desk): kept loaded ([host] unload_vfio = false)"), std::string::npos)
+        << "the default keeps vfio-pci for the next start, and says so\n" << st.out;
   }
 }
 
@@ -245,7 +247,7 @@ TEST(Issue17, AFramebufferUndoThatCanStillWorkStaysInTheJournalAndRestoreFinishe
 TEST(Issue17, WithAnUndoThatCanStillWorkTheJournalKeepsItButNotWhatTheKernelRemoved) {
   Harness t;
   build_single_gpu_efifb_desktop(t.h);
-  put_profile(t.h, "desk", kTakeover);
+  put_profile(t.h, "desk", std::string(kTakeover) + "[host]\nunload_vfio = true\n");
   ASSERT_EQ(t.start_vm("desk"), 0) << t.log.text();
   t.h.kernel.fault_command("modprobe -r vfio-pci", FakeKernel::Fault::fail);  // "module in use", once
   size_t from = t.log.lines.size();

@@ -156,7 +156,7 @@ TEST(LookingGlass, DetachedClientWithoutUserManagerRunsAsTheUserWithTheSessionEn
   EXPECT_FALSE(vm.t.h.kernel.process_alive(s.pid));
   EXPECT_FALSE(vm.t.h.fs.exists("/dev/shm/looking-glass"));
   EXPECT_FALSE(vm.t.h.fs.exists("/run/gpuhook/win11.lg-client"));
-  EXPECT_EQ(diff_states(before, vm.t.h.state()), "");
+  EXPECT_EQ(vm.t.restored_diff(before), "");
 }
 
 TEST(LookingGlass, WithAUserManagerTheClientIsATransientUnitOfThatUser) {
@@ -177,7 +177,7 @@ TEST(LookingGlass, WithAUserManagerTheClientIsATransientUnitOfThatUser) {
   EXPECT_TRUE(vm.t.h.kernel.process_alive(pid));
   vm.t.stop_vm("win11");
   EXPECT_FALSE(vm.t.h.kernel.process_alive(pid));
-  EXPECT_EQ(diff_states(before, vm.t.h.state()), "");
+  EXPECT_EQ(vm.t.restored_diff(before), "");
 }
 
 TEST(LookingGlass, AClientThatExitsAtOnceIsLoggedAndTheVmRunsOn) {
@@ -193,7 +193,7 @@ TEST(LookingGlass, AClientThatExitsAtOnceIsLoggedAndTheVmRunsOn) {
   ASSERT_EQ(vm.start(), 0) << vm.err;
   EXPECT_NE(vm.t.log.text().find("exited at once"), std::string::npos) << vm.t.log.text();
   vm.t.stop_vm("win11");
-  EXPECT_EQ(diff_states(before, vm.t.h.state()), "");
+  EXPECT_EQ(vm.t.restored_diff(before), "");
 }
 
 TEST(LookingGlass, AReusedPidIsNeverSignalled) {
@@ -241,7 +241,7 @@ TEST(LookingGlass, KilledAfterStartedThenReleaseStopsTheClientAndRemovesTheFile)
   EXPECT_TRUE(vm.t.h.kernel.process_alive(pid));
   vm.t.stop_vm("win11");
   EXPECT_FALSE(vm.t.h.kernel.process_alive(pid));
-  EXPECT_EQ(diff_states(before, vm.t.h.state()), "");
+  EXPECT_EQ(vm.t.restored_diff(before), "");
 }
 
 TEST(LookingGlass, RefusesAMissingOrTooSmallShmemAndAForeignFileBeforeAnyChange) {
@@ -262,7 +262,7 @@ TEST(LookingGlass, RefusesAMissingOrTooSmallShmemAndAForeignFileBeforeAnyChange)
     auto before = vm.t.h.state();
     EXPECT_EQ(vm.t.event("win11", "prepare", &vm.err, {}, vm.xml), 1);
     EXPECT_NE(vm.err.find(c.expect), std::string::npos) << vm.err;
-    EXPECT_EQ(diff_states(before, vm.t.h.state()), "");
+    EXPECT_EQ(vm.t.restored_diff(before), "");
   }
   // A file already there with another owner: refused, left alone.
   Vm vm;
@@ -322,7 +322,7 @@ TEST(LookingGlass, AUserWithUidZeroUnderAnotherNameIsRefused) {
   auto before = vm.t.h.state();
   EXPECT_EQ(vm.t.event("win11", "prepare", &vm.err, {}, vm.xml), 1);
   EXPECT_NE(vm.err.find("user 'alice' has uid 0"), std::string::npos) << vm.err;
-  EXPECT_EQ(diff_states(before, vm.t.h.state()), "");
+  EXPECT_EQ(vm.t.restored_diff(before), "");
 }
 
 TEST(Tuning, HugepagesOfASingleNumaNodeDomainComeFromThatNodesPool) {
@@ -340,7 +340,7 @@ TEST(Tuning, HugepagesOfASingleNumaNodeDomainComeFromThatNodesPool) {
   EXPECT_EQ(*vm.t.h.fs.read(node1 + "/nr_hugepages"), "32\n");
   EXPECT_EQ(*vm.t.h.fs.read("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"), "0\n") << "not the system-wide pool";
   vm.t.stop_vm("win11");
-  EXPECT_EQ(diff_states(before, vm.t.h.state()), "");
+  EXPECT_EQ(vm.t.restored_diff(before), "");
 }
 
 // ---- tuning ----
@@ -362,7 +362,7 @@ TEST(Tuning, HugepagesReserveExactlyTheDomainsPagesAndGiveBackThePreviousCount) 
   EXPECT_LT(at("compact_memory <- 1"), at("nr_hugepages <- 36"));
   vm.t.stop_vm("win11");
   EXPECT_EQ(*vm.t.h.fs.read("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"), "4\n");
-  EXPECT_EQ(diff_states(before, vm.t.h.state()), "");
+  EXPECT_EQ(vm.t.restored_diff(before), "");
 }
 
 TEST(Tuning, HugepagesTheKernelCannotReserveRefuseWithTheNumbersAndLeaveTheCount) {
@@ -379,7 +379,7 @@ TEST(Tuning, HugepagesTheKernelCannotReserveRefuseWithTheNumbersAndLeaveTheCount
   EXPECT_NE(vm.t.log.text().find("hugepagesz=2M hugepages=32"), std::string::npos);
   EXPECT_EQ(*vm.t.h.fs.read("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"), "0\n");
   vm.t.stop_vm("win11");
-  EXPECT_EQ(diff_states(before, vm.t.h.state()), "");
+  EXPECT_EQ(vm.t.restored_diff(before), "");
 }
 
 TEST(Tuning, WithoutHugepagesOrPinningInTheDomainPlanSaysThereIsNothingToDo) {
@@ -418,7 +418,7 @@ TEST(Tuning, SystemdHostConfinesTheSlicesToTheFreeCpusSetsTheGovernorInhibitsSle
   EXPECT_TRUE(vm.t.h.fs.exists("/run/fake-logind/inhibitors/gpuhook-inhibit-win11.service"));
   vm.t.stop_vm("win11");
   EXPECT_FALSE(vm.t.h.kernel.unit_active("gpuhook-inhibit-win11.service"));
-  EXPECT_EQ(diff_states(before, vm.t.h.state()), "");
+  EXPECT_EQ(vm.t.restored_diff(before), "");
 }
 
 TEST(Tuning, WithoutSystemdTheTopLevelCgroupsAreConfinedDirectlyAndTheInhibitorIsANote) {
@@ -442,7 +442,7 @@ TEST(Tuning, WithoutSystemdTheTopLevelCgroupsAreConfinedDirectlyAndTheInhibitorI
   EXPECT_EQ(*vm.t.h.fs.read("/sys/fs/cgroup/users/cpuset.cpus"), "0-7\n");
   EXPECT_NE(vm.t.log.text().find("the kernel does not empty the cpuset of a group with processes"), std::string::npos);
   before["/sys/fs/cgroup/services/cpuset.cpus"] = before["/sys/fs/cgroup/users/cpuset.cpus"] = "file:0-7\n";
-  EXPECT_EQ(diff_states(before, vm.t.h.state()), "");
+  EXPECT_EQ(vm.t.restored_diff(before), "");
   EXPECT_FALSE(vm.t.h.fs.exists("/run/gpuhook/win11.journal")) << "the undo succeeded: nothing kept";
 }
 
@@ -455,7 +455,7 @@ TEST(Tuning, PinningToCpusTheHostLacksIsRefusedAndAHostWithoutCpufreqIsANote) {
   auto before = vm.t.h.state();
   EXPECT_EQ(vm.t.event("win11", "prepare", &vm.err, {}, vm.xml), 1);
   EXPECT_NE(vm.err.find("the domain pins to CPU(s) 8-9, which this host does not have"), std::string::npos) << vm.err;
-  EXPECT_EQ(diff_states(before, vm.t.h.state()), "");
+  EXPECT_EQ(vm.t.restored_diff(before), "");
 
   Vm v2;
   build_reference_laptop(v2.t.h);
@@ -488,7 +488,7 @@ TEST(Tuning, TheInhibitorOfAKilledReleaseIsStoppedByTheNextRelease) {
   EXPECT_TRUE(vm.t.h.kernel.unit_active("gpuhook-inhibit-win11.service"));
   vm.t.event("win11", "release");
   EXPECT_FALSE(vm.t.h.kernel.unit_active("gpuhook-inhibit-win11.service"));
-  EXPECT_EQ(diff_states(before, vm.t.h.state()), "");
+  EXPECT_EQ(vm.t.restored_diff(before), "");
 }
 
 TEST(Tuning, PlanWithTheDomainXmlShowsEveryTuningStepAndWithoutItNamesThem) {
@@ -512,7 +512,7 @@ TEST(Tuning, PlanWithTheDomainXmlShowsEveryTuningStepAndWithoutItNamesThem) {
   std::ostringstream out2, err2;
   ASSERT_EQ(run_verb(a, parse_args({"gpuhook", "plan", "win11"}), out2, err2), 0) << err2.str();
   EXPECT_NE(out2.str().find("[tuning] hugepages: the domain's <memoryBacking> decides"), std::string::npos) << out2.str();
-  EXPECT_EQ(diff_states(before, t.h.state()), "") << "plan changes nothing";
+  EXPECT_EQ(t.restored_diff(before), "") << "plan changes nothing";
   std::remove(file.c_str());
 }
 

@@ -34,7 +34,7 @@ TEST(PlanVerb, ListsTheExactStepsInOrderAndChangesNothing) {
   auto before = t.h.state();
   auto v = run(t, {"plan", "win11"});
   EXPECT_EQ(v.rc, 0) << v.err;
-  EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(before), "");
   const char* expected_order[] = {"claim 0000:01:00.0 for VM win11", "stop nvidia-persistenced.service",
                                   "refuse on processes holding the GPU", "unload module nvidia_drm",
                                   "unload module nvidia", "load module vfio-pci", "bind 0000:01:00.0 to vfio-pci",
@@ -111,7 +111,7 @@ TEST(StatusAndRestore, ShowWhatAVmHoldsAndRestoreItByHand) {
   auto r = run(t, {"restore", "win11"});
   EXPECT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.out.find("VM win11: host restored."), std::string::npos) << r.out;
-  EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(before), "");
   r = run(t, {"restore", "win11"});
   EXPECT_EQ(r.rc, 0);
   EXPECT_NE(r.out.find("has no journal: nothing to restore"), std::string::npos);
@@ -132,7 +132,7 @@ TEST(Domain, ManagedNoHostdevsAreBoundByUsAndManagedYesAreLeftToLibvirt) {
   EXPECT_EQ(t.h.kernel.driver_of("0000:00:14.0"), "vfio-pci") << "libvirt does not bind managed='no' devices";
   EXPECT_EQ(t.h.kernel.driver_of("0000:01:00.0"), "vfio-pci") << "the group is bound whatever managed says";
   t.stop_vm("win11");
-  EXPECT_EQ(diff_states(before, t.h.state()), "");
+  EXPECT_EQ(t.restored_diff(before), "");
 }
 
 }  // namespace

@@ -45,8 +45,13 @@ say "virsh destroy g -> exit $rc: $OUT"
 say "AFTER:   $(rk_drivers_line $DGPU $DGPU_AUDIO)"
 check "driver of $DGPU after destroy" virtio-pci "$(drv $DGPU)"
 check "driver of $DGPU_AUDIO after destroy" snd_hda_intel "$(drv $DGPU_AUDIO)"
+# setup's profile has the default [host] unload_vfio = false: vfio-pci stays for the next start,
+# and `gpuhook restore --all-modules` gives back the module set of before.
+check "vfio_pci still loaded after destroy (default)" yes "$(grep -q '^vfio_pci ' /proc/modules && echo yes || echo no)"
+OUT=$("$GPUHOOK" restore --all-modules 2>&1); rc=$?
+check "restore --all-modules exit status" 0 "$rc"
 snapshot > "$RK_STATE/after"
-check_same "sysfs state before start == after destroy" "$RK_STATE/before" "$RK_STATE/after"
+check_same "sysfs state before start == after destroy and restore --all-modules" "$RK_STATE/before" "$RK_STATE/after"
 
 setup --gpu $DGPU --yes
 check_has "a second setup" "nothing to change" "$SOUT"

@@ -73,6 +73,58 @@ ps=$(med "${PS[@]}")
 lp=$(( $(med "${BB[@]}") + ps )); lr=$(( $(med "${BU[@]}") + ps ))
 printf 'RK timing| %-58s %6s  (gpuhook / limit = %s, target 1.5)\n' "limit, prepare: bare writes + process start" "$lp" "$(ratio "$(med "${GP[@]}")" "$lp")"
 printf 'RK timing| %-58s %6s  (gpuhook / limit = %s, target 1.5)\n' "limit, release: bare writes + process start" "$lr" "$(ratio "$(med "${GR[@]}")" "$lr")"
+# Issue 14's target: prepare+release within 1.5x of the same writes done bare.
+pr=$(( $(med "${GP[@]}") + $(med "${GR[@]}") )); br=$(( $(med "${BB[@]}") + $(med "${BU[@]}") ))
+printf 'RK timing| %-58s %6s  (bare %s ms: gpuhook / bare = %s, target 1.5; / (bare + 2 process starts) = %s)\n' \
+  "gpuhook prepare+release" "$pr" "$br" "$(ratio "$pr" "$br")" "$(ratio "$pr" $((br + 2 * ps)))"
 say "where the last prepare and release spent their time (gpuhook's log):"
 log_lines "[t prepare" | tail -n 8 | sed 's/^/RK timing| /'
 log_lines "[t release" | tail -n 7 | sed 's/^/RK timing| /'
+
+# --- The libvirt pair (RK_TIMING_LIBVIRT=1; tests/bench/run.sh --realkernel): the cycle a user
+# waits for, `virsh start` + `virsh destroy` of the same TCG domain, with gpuhook binding
+# managed='no' hostdevs (domain g, hook installed) against libvirt detaching managed='yes'
+# hostdevs itself (domain y, NO hook: libvirtd finds hooks when it starts, so it is restarted
+# without one). Rounds in ABBA order (g y y g ...) so each side goes first as often, with one
+# libvirtd restart per round, outside the measurement.
+[ "${RK_TIMING_LIBVIRT:-0}" = 1 ] || exit 0
+lv_configure
+write_profile g <<EOT
+[gpu]
+address = "$DGPU"
+EOT
+hook_on() { [ -e /etc/libvirt/hooks/qemu ] && return 0; lv_stop; lv_install_hook >/dev/null; lv_start >/dev/null; }
+hook_off() { [ -e /etc/libvirt/hooks/qemu ] || return 0; lv_stop; rm -f /etc/libvirt/hooks/qemu; lv_start >/dev/null; }
+lv_install_hook >/dev/null
+lv_start || exit 1
+lv_define g no $DGPU $DGPU_AUDIO
+lv_define y yes $DGPU $DGPU_AUDIO
+declare -a LG LY LGS LYS
+cycle() {   # cycle DOMAIN: virsh start + destroy, both functions checked on each side
+  local t0 t1 t2
+  sleep "$SETTLE"
+  now_ms; t0=$MS
+  virsh -q start "$1" >/dev/null 2>"$RK_STATE/virsh.err" || { rk_fail "virsh start $1: $(cat "$RK_STATE/virsh.err")"; return 1; }
+  now_ms; t1=$MS
+  all_on vfio-pci || bad=$((bad + 1))
+  virsh -q destroy "$1" >/dev/null 2>"$RK_STATE/virsh.err" || { rk_fail "virsh destroy $1: $(cat "$RK_STATE/virsh.err")"; return 1; }
+  wait_for 20 all_back || bad=$((bad + 1))
+  now_ms; t2=$MS
+  if [ "$1" = g ]; then LG+=($((t2 - t0))); LGS+=($((t1 - t0))); else LY+=($((t2 - t0))); LYS+=($((t1 - t0))); fi
+}
+bad=0
+for i in $(seq "$N"); do
+  if [ $((i % 2)) = 1 ]; then order="g y"; else order="y g"; fi
+  for d in $order; do
+    if [ "$d" = g ]; then hook_on; else hook_off; fi
+    cycle "$d" || break 2
+  done
+done
+check "libvirt rounds in which a cycle did not move both functions" 0 "$bad"
+say "libvirt pair: $N rounds (ABBA), virsh start + destroy of a TCG domain with both dGPU functions as hostdevs"
+printf 'RK timing| %-58s %6s %6s %6s\n' "libvirt cycle (ms)" median min max
+printf 'RK timing| %-58s %s\n' "gpuhook, managed='no': virsh start" "$(stats "${LGS[@]}")"
+printf 'RK timing| %-58s %s\n' "libvirt alone, managed='yes': virsh start" "$(stats "${LYS[@]}")"
+printf 'RK timing| %-58s %s\n' "gpuhook, managed='no': virsh start + destroy" "$(stats "${LG[@]}")"
+printf 'RK timing| %-58s %s\n' "libvirt alone, managed='yes': virsh start + destroy" "$(stats "${LY[@]}")"
+printf 'RK timing| %-58s %6s  (target 1.0)\n' "gpuhook cycle / libvirt's managed cycle" "$(ratio "$(med "${LG[@]}")" "$(med "${LY[@]}")")"
