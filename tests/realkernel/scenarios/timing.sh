@@ -81,6 +81,27 @@ say "where the last prepare and release spent their time (gpuhook's log):"
 log_lines "[t prepare" | tail -n 8 | sed 's/^/RK timing| /'
 log_lines "[t release" | tail -n 7 | sed 's/^/RK timing| /'
 
+# What one prepare and one release read, by place (issue 14: read only what the plan needs):
+# the file-system calls of an strace'd run (not timed: strace slows each call), counted by the
+# path's family, /proc/<pid> and each PCI function folded or named.
+if command -v strace >/dev/null 2>&1; then
+  for op in "prepare begin" "release end"; do
+    sleep "$SETTLE"
+    # shellcheck disable=SC2086
+    strace -f -qq -o "$RK_STATE/fs.strace" -e trace=openat,readlinkat,readlink,getdents64,newfstatat,statx,access,faccessat2 \
+      "$GPUHOOK" hook t $op - < /dev/null > /dev/null 2>&1
+    total=$(grep -c '"/' "$RK_STATE/fs.strace")
+    say "file-system calls of one ${op%% *}: $total"
+    grep -o '"/[^"]*"' "$RK_STATE/fs.strace" | tr -d '"' | sed -E \
+      -e 's#^/proc/[0-9]+(/.*)?$#/proc/<pid>/...#' \
+      -e 's#^(/sys/bus/pci/devices/[^/]+)/.*#\1/...#' -e 's#^(/sys/devices/pci[^/]+/[^/]+)/.*#\1/...#' \
+      -e 's#^(/sys/module)/[^/]+(/.*)?$#\1/<module>/...#' -e 's#^(/(lib|usr/lib)[^ ]*)/[^/]+$#\1/*#' \
+      -e 's#^(/sys/class/[^/]+)/.*#\1/...#' | sort | uniq -c | sort -rn | head -n 14 |
+      awk -v op="${op%% *}" '{printf "RK timing| reads of one %-8s %5d  %s\n", op, $1, $2}'
+  done
+  all_back || { sleep "$SETTLE"; gh t release end < /dev/null > /dev/null; }
+fi
+
 # --- The libvirt pair (RK_TIMING_LIBVIRT=1; tests/bench/run.sh --realkernel): the cycle a user
 # waits for, `virsh start` + `virsh destroy` of the same TCG domain, with gpuhook binding
 # managed='no' hostdevs (domain g, hook installed) against libvirt detaching managed='yes'
