@@ -38,7 +38,7 @@ bare_unbind() {
   done
   while ! all_back; do :; done
 }
-declare -a GP GR GPL GRL BB BU PS
+declare -a GP GR GPL GRL BB BU PS PM
 bad=0
 for i in $(seq "$N"); do
   sleep "$SETTLE"
@@ -54,6 +54,9 @@ for i in $(seq "$N"); do
   all_back || bad=$((bad + 1))
   # The process start, measured the same way: the hook for a VM without a profile.
   gh timing-no-profile release end < /dev/null >/dev/null; PS+=("$GH_MS")
+  # A managed VM's event with nothing to do (stopped): the process start plus loading
+  # gpuhook-full.so and its libraries, the global config and the log.
+  gh t stopped end < /dev/null >/dev/null; PM+=("$GH_MS")
 done
 check "rounds in which a measured operation did not move both functions" 0 "$bad"
 stats() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {printf "%6d %6d %6d", v[int((NR+1)/2)], v[1], v[NR]}'; }
@@ -66,6 +69,7 @@ printf 'RK timing| %-58s %s\n' "gpuhook release: start of hook -> both back (exi
 printf 'RK timing| %-58s %s\n' "gpuhook release: its own event time (log)" "$(stats "${GRL[@]}")"
 printf 'RK timing| %-58s %s\n' "bare sysfs writes: both back on their host drivers" "$(stats "${BU[@]}")"
 printf 'RK timing| %-58s %s\n' "process start: gpuhook for a VM without a profile" "$(stats "${PS[@]}")"
+printf 'RK timing| %-58s %s\n' "managed VM, nothing to do (stopped): start + load + log" "$(stats "${PM[@]}")"
 # Issue 7's target: gpuhook within 1.5x of (bare writes + process start), medians.
 med() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
