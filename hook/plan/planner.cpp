@@ -79,7 +79,7 @@ std::unique_ptr<Step> profile_command(const Profile& p, const ProfileCommand& c)
 Plan make_plan(Host& host, const Profile& p, const DomainInfo* domain, const std::string& vm) {
   Plan plan;
   Fs& fs = host.fs;
-  PciSysfs pci(fs);
+  PciSysfs pci(fs, PciSysfs::Memo::on);  // planning changes nothing: each device is read once
   const std::string& gpu = p.gpu_address;
 
   auto gdev = pci.device(gpu);

@@ -97,6 +97,13 @@ std::string PciDevice::class_name() const {
 bool PciSysfs::exists(const std::string& addr) { return fs_.exists(device_path(addr)); }
 
 std::optional<PciDevice> PciSysfs::device(const std::string& addr) {
+  if (!memo_) return read_device(addr);
+  auto it = seen_.find(addr);
+  if (it == seen_.end()) it = seen_.emplace(addr, read_device(addr)).first;
+  return it->second;
+}
+
+std::optional<PciDevice> PciSysfs::read_device(const std::string& addr) {
   std::string p = device_path(addr);
   if (!fs_.exists(p)) return std::nullopt;
   PciDevice d;

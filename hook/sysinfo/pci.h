@@ -1,5 +1,6 @@
 // PCI devices and IOMMU groups as sysfs shows them. Read-only; every read goes through Fs.
 #pragma once
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,7 +49,11 @@ struct PciDevice {
 
 class PciSysfs {
  public:
-  explicit PciSysfs(Fs& fs) : fs_(fs) {}
+  // memo: each device's attributes are read once and then remembered, for a reader that asks
+  // about the same devices again while nothing changes them (the planner: its stages used to
+  // read every function of the card five times over). Never for code that changes drivers.
+  enum class Memo { off, on };
+  explicit PciSysfs(Fs& fs, Memo memo = Memo::off) : fs_(fs), memo_(memo == Memo::on) {}
   bool exists(const std::string& addr);
   std::optional<PciDevice> device(const std::string& addr);
   std::vector<std::string> addresses();              // sorted
@@ -58,7 +63,10 @@ class PciSysfs {
   std::string device_path(const std::string& addr) const { return std::string(kPciDevices) + "/" + addr; }
 
  private:
+  std::optional<PciDevice> read_device(const std::string& addr);
   Fs& fs_;
+  bool memo_;
+  std::map<std::string, std::optional<PciDevice>> seen_;
 };
 
 // "nvidia (pid)" style descriptions: "0000:01:00.1 Audio device [0403] on snd_hda_intel".

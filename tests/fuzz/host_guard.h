@@ -9,6 +9,7 @@
 //     gpuhook is meant to write), reporting violations to a callback (the fuzzers abort on them).
 #pragma once
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -119,8 +120,12 @@ class GuardFs : public Fs {
   std::function<void(const std::string&)> on_violation;
   int* counter = nullptr;                        // shared with GuardRunner: one numbering of all effects
   bool* fired = nullptr;                         // set when the injected fault really happened
+  std::map<std::string, int>* reads = nullptr;   // when set: how often each path was read
 
-  Result<std::string> read(const std::string& p) override { return fs_.read(p); }
+  Result<std::string> read(const std::string& p) override {
+    if (reads) ++(*reads)[p];
+    return fs_.read(p);
+  }
   Result<OpenedFile> read_nofollow(const std::string& p) override { return fs_.read_nofollow(p); }
   Result<std::string> readlink(const std::string& p) override { return fs_.readlink(p); }
   Result<std::string> canonical(const std::string& p) override { return fs_.canonical(p); }

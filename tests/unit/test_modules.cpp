@@ -200,3 +200,37 @@ unload_vfio = true
 
 }  // namespace
 }  // namespace gpuhook
+
+#include "../fuzz/host_guard.h"
+#include "plan/planner.h"
+#include "profile/profile.h"
+
+namespace gpuhook {
+namespace {
+
+// Issue 14, read only what the plan needs: the planner's stages (group, card, holders, display)
+// each asked for the card's functions again, and every ask read all ten attributes: in the
+// real-kernel guest 58 file-system calls per function of one prepare. Now each function's
+// attributes are read once per plan (PciSysfs::Memo), and the plan is the same.
+TEST(PlanReads, EachAttributeOfTheCardsFunctionsIsReadOncePerPlan) {
+  FakeHost h;
+  build_reference_laptop(h);
+  test::GuardedHost g(h);
+  std::map<std::string, int> reads;
+  g.fs.reads = &reads;
+  ConfigErrors e;
+  auto p = parse_profile(test::kLaptopProfile, "/etc/gpuhook/vms/win11.toml", {}, &e);
+  ASSERT_TRUE(p) << e.text();
+  Host host = g.host();
+  Plan plan = make_plan(host, *p, nullptr, "win11");
+  ASSERT_TRUE(plan.refusals.empty()) << plan.refusals[0].message();
+  ASSERT_GE(plan.prepare.size(), 4u);
+  for (const char* a : {"0000:01:00.0", "0000:01:00.1"})
+    for (const char* attr : {"vendor", "device", "class", "driver_override", "subsystem_vendor"}) {
+      std::string path = std::string("/sys/bus/pci/devices/") + a + "/" + attr;
+      EXPECT_EQ(reads[path], 1) << path;
+    }
+}
+
+}  // namespace
+}  // namespace gpuhook
