@@ -13,15 +13,6 @@
 . "$RK_DIR/lib.sh"
 . "$DT_DIR/lib-desktop.sh"
 G=$(group_of $GPU)
-mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug
-# weston_master: "PID master" when a weston process holds /dev/dri/card0 and is its DRM master.
-weston_master() {
-  local pid m
-  pid=$(pidof weston) || { echo none; return; }
-  ls -l /proc/$pid/fd 2>/dev/null | grep -q -- '-> /dev/dri/card0$' || { echo "$pid no-card0"; return; }
-  m=$(awk -v p="$pid" '$2 == p { print $4 }' /sys/kernel/debug/dri/0/clients 2>/dev/null | head -n1)
-  echo "$pid master=${m:-?}"
-}
 wait_for 20 sh -c 'systemctl is-active -q display-manager.service' || rk_fail "display-manager.service did not come up"
 check "display-manager.service before" active "$(systemctl is-active display-manager.service)"
 w0=$(weston_master)
@@ -81,6 +72,7 @@ check_has "log: the display manager was stopped" "stop display-manager.service" 
 check_has "log: its undo ran" "service.stop ok" "$lines"
 check_lacks "log: no failed undo" "FAILED" "$lines"
 check_lacks "log: no warning" " warning " "$lines"
+check_lacks "log: release's check found the host back" "NOT BACK" "$lines"
 shot weston-after settle
 check "screenshot after: weston's desktop again, settled" ok "$SHOT"
 snapshot > "$RK_STATE/after"
