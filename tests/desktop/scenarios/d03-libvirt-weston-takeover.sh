@@ -7,7 +7,8 @@
 #    domain's QEMU holds /dev/vfio/<group>;
 #  - virsh destroy brings back bochs-drm, the frame buffer console (bound) and the display manager,
 #    whose new weston holds the DRM node again as master; journal removed, no failed undo, no
-#    warning; the log shows the five events in order;
+#    warning; the log shows the five events in order; release's own check found the host back
+#    (no NOT BACK in the log, `gpuhook status` exits 0 without one);
 #  - screenshots before / during / after (shots/weston-*.png) show the desktop, the blank screen
 #    of a GPU the host no longer drives, and the desktop again.
 . "$RK_DIR/lib.sh"
@@ -73,6 +74,11 @@ check_has "log: its undo ran" "service.stop ok" "$lines"
 check_lacks "log: no failed undo" "FAILED" "$lines"
 check_lacks "log: no warning" " warning " "$lines"
 check_lacks "log: release's check found the host back" "NOT BACK" "$lines"
+st=$("$GPUHOOK" status 2>&1); rc=$?
+say "gpuhook status -> exit $rc"
+printf '%s\n' "$st" | sed 's/^/RK         status| /'
+check "gpuhook status exit status after destroy" 0 "$rc"
+check_lacks "gpuhook status: nothing NOT BACK" "NOT BACK" "$st"
 shot weston-after settle
 check "screenshot after: weston's desktop again, settled" ok "$SHOT"
 snapshot > "$RK_STATE/after"
