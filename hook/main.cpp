@@ -83,10 +83,12 @@ std::unique_ptr<Log> open_real_log(const std::string& root, const GlobalConfig& 
 #ifdef GPUHOOK_FAULT_POINTS
 // Test builds only: GPUHOOK_FAULT=<point>:<step kind>[:<n>] kills the hook with SIGKILL at the
 // n-th (default first) time that point is reached for that kind, e.g. "after-apply:pci.vfio:1".
-// (GPUHOOK_FAULT=skip-release, handled in hook_main, makes release restore nothing.)
+// (GPUHOOK_FAULT=skip-release, handled in hook_main, makes release restore nothing;
+// GPUHOOK_FAULT=skip-undo:<step kind>, skip_undo_from_env, skips every undo of that kind, e.g.
+// "skip-undo:service.stop": the display manager is never started again.)
 FaultHook fault_from_env() {
   const char* f = std::getenv("GPUHOOK_FAULT");
-  if (!f || !*f) return {};
+  if (!f || !*f || std::string(f).rfind("skip-", 0) == 0) return {};
   std::string spec = f;
   return [spec, count = 0](std::string_view point, int, const std::string& kind) mutable {
     std::string p = spec.substr(0, spec.find(':'));
@@ -95,6 +97,12 @@ FaultHook fault_from_env() {
     int n = rest.find(':') == std::string::npos ? 1 : std::atoi(rest.substr(rest.find(':') + 1).c_str());
     if (point == p && kind == k && ++count == n) ::kill(::getpid(), SIGKILL);
   };
+}
+SkipUndoHook skip_undo_from_env() {
+  const char* f = std::getenv("GPUHOOK_FAULT");
+  std::string spec = f ? f : "";
+  if (spec.rfind("skip-undo:", 0) != 0) return {};
+  return [k = spec.substr(10)](const std::string& kind) { return kind == k; };
 }
 #endif
 
@@ -131,6 +139,7 @@ int hook_main(const Invocation& inv) {
   };
 #ifdef GPUHOOK_FAULT_POINTS
   app.fault = fault_from_env();
+  app.skip_undo = skip_undo_from_env();
 #endif
   std::string err;
   int rc = run_hook_event(app, inv, xml, err);

@@ -20,6 +20,7 @@ struct AppContext {
   FaultHook fault;          // test seam; empty in production
   // Arms the last-resort watchdog once the event's budget is known (real: alarm(2)).
   std::function<void(Millis budget_ms)> arm_watchdog;
+  SkipUndoHook skip_undo = {};  // test seam (GPUHOOK_FAULT=skip-undo:<kind>); empty in production
 };
 
 }  // namespace gpuhook

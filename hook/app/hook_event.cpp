@@ -115,6 +115,7 @@ int run_phase(AppContext& app, Log& log, const Invocation& inv, const Profile& p
   }
   StepContext ctx{app.host, log, deadline, vm, profile.timeouts, kStateDir};
   Engine engine(ctx, (*session)->store(), builtin_step_kinds(), app.fault);
+  engine.skip_undo = app.skip_undo;
   log.info(phase + ": " + std::to_string(steps.size()) + " step(s), devices: " + join(plan.devices));
   RunOutcome out = engine.apply(steps, phase);
   if (out.ok) {
@@ -164,6 +165,7 @@ void run_release(AppContext& app, Log& log, const std::string& vm, Millis lock_w
   Deadline deadline(app.host.clock, t.event_ms);
   StepContext ctx{app.host, log, deadline, vm, t, kStateDir};
   Engine engine(ctx, store, builtin_step_kinds(), app.fault);
+  engine.skip_undo = app.skip_undo;
   RunOutcome out = engine.release();
   // Modules gpuhook loaded for a VM that has gone while another VM used them: the last one out
   // unloads them (still under the host lock).

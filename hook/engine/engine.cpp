@@ -86,6 +86,10 @@ Status Engine::undo_one(StepContext& ctx, const JournalEntry& e) {
     err.hint = "this journal was written by another gpuhook version; restore that step by hand (README: The journal)";
     return err;
   }
+  if (skip_undo && skip_undo(e.kind)) {
+    ctx.log.warn("undo " + std::to_string(e.seq) + " " + e.kind + " skipped: GPUHOOK_FAULT=skip-undo (deliberately broken test build)");
+    return Status::success();
+  }
   return guarded("undo of step " + std::to_string(e.seq) + " " + e.kind, [&] { return it->second.undo(ctx, e.fields); });
 }
 

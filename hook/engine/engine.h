@@ -25,6 +25,9 @@ namespace gpuhook {
 // Test seam: called at named points ("before-apply", "after-apply", "before-undo") with the step
 // number. Tests throw from it to simulate a killed hook; test builds of the binary raise SIGKILL.
 using FaultHook = std::function<void(std::string_view point, int seq, const std::string& kind)>;
+// Test seam: true for a step kind whose undo is skipped as if it had worked (release and rollback
+// log it and go on): a deliberately broken release for detector tests (GPUHOOK_FAULT=skip-undo:<kind>).
+using SkipUndoHook = std::function<bool(const std::string& kind)>;
 
 struct RunOutcome {
   bool ok = true;
@@ -60,6 +63,7 @@ class Engine {
 
   // The last release's verification of a VM: what was not back ("" lines: none; no file: clean).
   static std::string report_path(const std::string& vm) { return std::string(kStateDir) + "/" + vm + ".release"; }
+  SkipUndoHook skip_undo;  // test seam; empty in production
 
  private:
   Status undo_one(StepContext& ctx, const JournalEntry& e);

@@ -1,6 +1,9 @@
 // holders: processes with an open descriptor on the GPU's device nodes: /dev/nvidia* (NVIDIA's
 // driver waits for ever in unbind while one is open), the DRM card and render nodes whose
-// /sys/class/drm/<node> lives under one of the group's PCI functions, and the ALSA nodes of its
+// /sys/class/drm/<node> lives under one of the group's PCI functions, the fbdev nodes /dev/fbN
+// whose /sys/class/graphics/fbN does (a DRM driver's fbdev emulation: a process with /dev/fb0
+// open pins the driver's module, and `modprobe -r` of it fails after the display manager has
+// stopped; found on the real kernel with bochs, tests/desktop d04), and the ALSA nodes of its
 // audio function. Policy: refuse (list them, change nothing) or terminate (SIGTERM, wait with a
 // bound, SIGKILL). Terminated processes are journaled but cannot be brought back.
 #include <signal.h>
@@ -23,7 +26,8 @@ bool under_device(Fs& fs, const std::string& class_node, const std::string& addr
 
 std::vector<std::string> device_nodes_of(Fs& fs, const std::string& addr, bool nvidia, bool nvidia_control) {
   std::vector<std::string> nodes;
-  for (auto [cls, dev] : {std::pair{"/sys/class/drm", "/dev/dri/"}, std::pair{"/sys/class/sound", "/dev/snd/"}}) {
+  for (auto [cls, dev] : {std::pair{"/sys/class/drm", "/dev/dri/"}, std::pair{"/sys/class/graphics", "/dev/"},
+                          std::pair{"/sys/class/sound", "/dev/snd/"}}) {
     auto l = fs.list(cls);
     if (!l) continue;
     for (const auto& n : *l)

@@ -10,7 +10,7 @@
 #
 #   desktop-vm.sh --gpuhook BIN --name NAME [--fb efifb|drm] [--init tini|systemd]
 #                 [--display none|weston] [--timeout SEC] [--mem MB] [--logdir DIR] [--src DIR]
-#                 [--env KEY=VALUE]... SCENARIO.sh
+#                 [--env KEY=VALUE]... [--expect-fail TEXT] SCENARIO.sh
 #     --fb efifb    bochs-drm never loads (modprobe.blacklist=bochs): efifb owns the only GPU, no DRM
 #                   driver, as on a desktop whose NVIDIA driver runs without KMS
 #     --fb drm      (default) bochs-drm loads at boot, as udev would: it replaces efifb (the kernel
@@ -22,6 +22,9 @@
 #
 # Screenshots (QMP screendump of the VGA output, PNG) land in LOGDIR/NAME/shots/: in the guest,
 # `shot NAME [settle]` (lib-desktop.sh) asks for one over the virtio-serial port "dt.shot".
+# --expect-fail TEXT inverts the verdict for detector tests (as tests/realkernel/rk-vm.sh): exit 0
+# only when the scenario ran to its end, failed, and one of its failed checks (RK-FAIL) contains
+# TEXT; --env RK_HOOK_FAULT=<GPUHOOK_FAULT value> gives libvirtd's hook a deliberately broken gpuhook.
 # Exit: 0 pass; 1 fail; 77 skipped (QEMU, the kernel image, OVMF or an --init/--display program is
 # missing, and CI is not "true"). Console: LOGDIR/NAME/console.log (host seconds since QEMU started
 # on each line). Cache: ${DT_CACHE:-/var/tmp/gpuhook-desktop}/<kernel>-<harness hash>/initrd.gz.
@@ -30,7 +33,7 @@
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-FB=drm INIT=tini DM=none TMO=150 MEM=${DT_MEM:-1536} NAME= GPUHOOK= SRC= LOGDIR= EXTRA_ENV=
+FB=drm INIT=tini DM=none TMO=150 MEM=${DT_MEM:-1536} NAME= GPUHOOK= SRC= LOGDIR= EXTRA_ENV= EXPECT_FAIL=
 while [ $# -gt 0 ]; do
   case "$1" in
     --fb) FB=$2; shift ;;
@@ -42,6 +45,7 @@ while [ $# -gt 0 ]; do
     --gpuhook) GPUHOOK=$2; shift ;;
     --src) SRC=$2; shift ;;
     --logdir) LOGDIR=$2; shift ;;
+    --expect-fail) EXPECT_FAIL=$2; shift ;;
     --env)
       case "$2" in [A-Za-z_]*=*) ;; *) echo "desktop-vm.sh: --env needs KEY=VALUE, not '$2'" >&2; exit 2 ;; esac
       EXTRA_ENV="$EXTRA_ENV
@@ -251,13 +255,31 @@ rk_lines() { sed -n 's/^\[ *[0-9.]*\] \(\[ *[0-9.]*\] [^ :]*\[[0-9]*\]: \)\{0,1\
 rk_lines | grep -av '^RK-RESULT' || true
 result=$(cat "$RUN/out/result" 2>/dev/null || true)
 rk_lines | grep -aq '^RK-RESULT' || result=
+verdict=
 case "$result" in
-  PASS*) say "$NAME: PASS in ${WALL}s ($result); console: $CONSOLE"; exit 0 ;;
-  FAIL*) say "$NAME: FAIL in ${WALL}s ($result); failed checks above (RK-FAIL); console: $CONSOLE"; exit 1 ;;
+  PASS*) verdict=pass ;;
+  FAIL*) verdict=fail ;;
+  *)
+    verdict=broken
+    if [ $rc = 124 ]; then say "$NAME: the guest did not finish within ${TMO}s (QEMU killed)"
+    else say "$NAME: the guest ended without a result (supervisor exit $rc)"; fi
+    say "last lines of the console:"
+    tail -n 40 "$CONSOLE" | sed 's/^/  | /'
+    ;;
 esac
-if [ $rc = 124 ]; then say "$NAME: the guest did not finish within ${TMO}s (QEMU killed)"
-else say "$NAME: the guest ended without a result (supervisor exit $rc)"; fi
-say "last lines of the console:"
-tail -n 40 "$CONSOLE" | sed 's/^/  | /'
-say "$NAME: FAIL (no result) in ${WALL}s; console: $CONSOLE"
-exit 1
+if [ -n "$EXPECT_FAIL" ]; then
+  # Detector test: the scenario must have run to its end and failed on the expected check.
+  if [ "$verdict" = fail ] && rk_lines | grep -a '^RK-FAIL' | grep -aqF -- "$EXPECT_FAIL"; then
+    say "$NAME: the checks caught the broken gpuhook as expected (a failed check mentions '$EXPECT_FAIL')"
+    say "$NAME: PASS (expected failure detected) in ${WALL}s; console: $CONSOLE"
+    exit 0
+  fi
+  say "$NAME: FAIL: expected the scenario to fail on a check mentioning '$EXPECT_FAIL' (verdict: $verdict)"
+  say "$NAME: wall ${WALL}s; console: $CONSOLE"
+  exit 1
+fi
+case $verdict in
+  pass) say "$NAME: PASS in ${WALL}s ($result); console: $CONSOLE"; exit 0 ;;
+  fail) say "$NAME: FAIL in ${WALL}s ($result); failed checks above (RK-FAIL); console: $CONSOLE"; exit 1 ;;
+  *) say "$NAME: FAIL (no result) in ${WALL}s; console: $CONSOLE"; exit 1 ;;
+esac

@@ -41,3 +41,34 @@ shot() {
   SHOT=$a
   say "screenshot $1: $a"
 }
+# --- the desktop (systemd + weston, --display weston) ---------------------------------------
+#   weston_master           "PID master=y" when a weston process holds /dev/dri/card0 as DRM master
+#                           ("none" without weston, "PID no-card0", "PID master=n"); needs debugfs
+#   dm_stamp                display-manager.service's MainPID and ActiveEnterTimestampMonotonic:
+#                           unchanged means the unit was never stopped or restarted in between
+#   check_desktop_back WHEN OLDPID   the desktop came back as after d03's destroy: bochs-drm on the
+#                           GPU, fbcon bound, display-manager.service active, a weston other than
+#                           OLDPID DRM master of card0 (waited for, 15 s at most)
+mountpoint -q /sys/kernel/debug 2>/dev/null || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+weston_master() {
+  local pid m
+  pid=$(pidof weston) || { echo none; return; }
+  ls -l /proc/$pid/fd 2>/dev/null | grep -q -- '-> /dev/dri/card0$' || { echo "$pid no-card0"; return; }
+  m=$(awk -v p="$pid" '$2 == p { print $4 }' /sys/kernel/debug/dri/0/clients 2>/dev/null | head -n1)
+  echo "$pid master=${m:-?}"
+}
+dm_stamp() {
+  systemctl show -p MainPID -p ActiveEnterTimestampMonotonic display-manager.service | sort | tr '\n' ' ' | sed 's/ $//'
+}
+check_desktop_back() {
+  local w
+  check "driver of $GPU $1" bochs-drm "$(drv $GPU)"
+  check "the frame buffer console is bound $1" "vtcon1=1" "$(fb_vtcons)"
+  wait_for 30 sh -c 'systemctl is-active -q display-manager.service'
+  check "display-manager.service $1" active "$(systemctl is-active display-manager.service)"
+  wait_for 15 sh -c "awk '\$1 == \"weston\" && \$4 == \"y\"' /sys/kernel/debug/dri/0/clients | grep -q ." ||
+    rk_fail "no weston became DRM master within 15 s ($1)"
+  w=$(weston_master)
+  check "a weston holds /dev/dri/card0 as DRM master $1" "master=y" "${w#* }"
+  check "it is a new weston process $1" yes "$([ "${w%% *}" != "$2" ] && echo yes || echo no)"
+}

@@ -116,6 +116,34 @@ TEST(Takeover, WithTheRefusePolicyAHolderTheDisplayManagerDoesNotRunIsRefusedBef
   EXPECT_TRUE(t.h.kernel.unit_active("display-manager.service"));
 }
 
+// Found on the real kernel (tests/desktop d04): a process with the GPU's fbdev node open (/dev/fb0
+// of the DRM driver's fbdev emulation) pins the driver's module. It was not a holder: prepare
+// stopped the display manager, `modprobe -r` failed, and the desktop was restarted by the rollback.
+// Now it is found with the other holders, before anything is stopped (and terminated by that policy).
+TEST(Takeover, AProcessHoldingTheGpusFbdevNodeIsAHolderRefusedBeforeAnyChange) {
+  Harness t;
+  build_single_gpu_desktop(t.h);
+  t.h.kernel.kill(1200, 9);  // no pipewire: the fbdev holder is the only one
+  t.h.kernel.add_process({1300, "fbi", {"/dev/fb0"}, false, "fbi.service"});
+  t.h.kernel.add_unit("fbi.service", true);
+  std::string p = kTakeover;
+  p.replace(p.find("holders = \"terminate\""), 21, "holders = \"refuse\"\nunload_modules = [\"amdgpu\"]");
+  put_profile(t.h, "win11", p);
+  auto before = t.h.state();
+  std::string err;
+  EXPECT_EQ(t.event("win11", "prepare", &err), 1) << t.log.text();
+  EXPECT_NE(err.find("fbi (1300) holds /dev/fb0 (0000:0b:00.0) and runs in fbi.service"), std::string::npos) << err;
+  EXPECT_NE(err.find("refused before stopping anything"), std::string::npos) << err;
+  for (const auto& c : t.h.runner.calls) EXPECT_EQ(c.find("stop"), std::string::npos) << "nothing stopped: " << c;
+  EXPECT_EQ(diff_states(before, t.h.state()), "");
+  // With holders = "terminate" it ends after the display manager stopped, before amdgpu is unloaded.
+  p.replace(p.find("holders = \"refuse\""), 18, "holders = \"terminate\"");
+  put_profile(t.h, "win11", p);
+  ASSERT_EQ(t.event("win11", "prepare", &err), 0) << err << t.log.text();
+  EXPECT_FALSE(t.h.kernel.process_alive(1300));
+  EXPECT_TRUE(t.log.contains("terminating: fbi (1300) holds /dev/fb0 (0000:0b:00.0)")) << t.log.text();
+}
+
 TEST(Takeover, AHolderThatIgnoresSigtermIsKilledWithinTheBound) {
   Harness t;
   build_single_gpu_desktop(t.h);

@@ -7,21 +7,13 @@
 #    domain's QEMU holds /dev/vfio/<group>;
 #  - virsh destroy brings back bochs-drm, the frame buffer console (bound) and the display manager,
 #    whose new weston holds the DRM node again as master; journal removed, no failed undo, no
-#    warning; the log shows the five events in order;
+#    warning; the log shows the five events in order; release's own check found the host back
+#    (no NOT BACK in the log, `gpuhook status` exits 0 without one);
 #  - screenshots before / during / after (shots/weston-*.png) show the desktop, the blank screen
 #    of a GPU the host no longer drives, and the desktop again.
 . "$RK_DIR/lib.sh"
 . "$DT_DIR/lib-desktop.sh"
 G=$(group_of $GPU)
-mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug
-# weston_master: "PID master" when a weston process holds /dev/dri/card0 and is its DRM master.
-weston_master() {
-  local pid m
-  pid=$(pidof weston) || { echo none; return; }
-  ls -l /proc/$pid/fd 2>/dev/null | grep -q -- '-> /dev/dri/card0$' || { echo "$pid no-card0"; return; }
-  m=$(awk -v p="$pid" '$2 == p { print $4 }' /sys/kernel/debug/dri/0/clients 2>/dev/null | head -n1)
-  echo "$pid master=${m:-?}"
-}
 wait_for 20 sh -c 'systemctl is-active -q display-manager.service' || rk_fail "display-manager.service did not come up"
 check "display-manager.service before" active "$(systemctl is-active display-manager.service)"
 w0=$(weston_master)
@@ -81,6 +73,12 @@ check_has "log: the display manager was stopped" "stop display-manager.service" 
 check_has "log: its undo ran" "service.stop ok" "$lines"
 check_lacks "log: no failed undo" "FAILED" "$lines"
 check_lacks "log: no warning" " warning " "$lines"
+check_lacks "log: release's check found the host back" "NOT BACK" "$lines"
+st=$("$GPUHOOK" status 2>&1); rc=$?
+say "gpuhook status -> exit $rc"
+printf '%s\n' "$st" | sed 's/^/RK         status| /'
+check "gpuhook status exit status after destroy" 0 "$rc"
+check_lacks "gpuhook status: nothing NOT BACK" "NOT BACK" "$st"
 shot weston-after settle
 check "screenshot after: weston's desktop again, settled" ok "$SHOT"
 snapshot > "$RK_STATE/after"
