@@ -207,7 +207,11 @@ void add_tuning_host(FakeHost& h, bool user_manager) {
     fs.put_file(std::string("/sys/fs/cgroup/") + g + "/cpuset.cpus", "\n"),
         fs.put_file(std::string("/sys/fs/cgroup/") + g + "/cgroup.procs", "2000\n");  // populated: cannot be emptied
   fs.put_dir("/run/user/1000", 0700, 1000);
-  if (user_manager) fs.put_file("/run/user/1000/systemd/private", "", 0600, 1000);
+  if (user_manager) {  // with dbus-user-session and the system bus, as a desktop has them
+    fs.put_file("/run/user/1000/systemd/private", "", 0600, 1000);
+    fs.put_file("/run/user/1000/bus", "", 0666, 1000);
+    fs.put_file("/run/dbus/system_bus_socket", "", 0666);
+  }
   k.add_user_process({2000, "gnome-shell", {}, false, ""}, 1000,
                      {"HOME=/home/alice", "WAYLAND_DISPLAY=wayland-0", "XDG_RUNTIME_DIR=/run/user/1000", "XDG_SESSION_TYPE=wayland"});
   h.runner.programs["/usr/local/bin/looking-glass-client"] = [](const std::vector<std::string>&, const Deadline&) {

@@ -3,9 +3,10 @@
 //               the desktop user and QEMU's group, 0660, created exclusively and never through a
 //               symlink; undo removes it, only when this step created it.
 //   lg.client   started: the client in the user's graphical session, not as root: a transient
-//               unit of the user's systemd manager (systemd-run --user --machine=USER@.host), or
-//               without one a detached process (own session, stdio on /dev/null) tracked by pid and
-//               start time in /run/gpuhook/<vm>.lg-client. Undo: SIGTERM, bounded wait, SIGKILL.
+//               unit of the user's systemd manager (systemd-run --user --machine=USER@.host, which
+//               needs the system D-Bus and the user's bus socket), or without them a detached
+//               process (own session, stdio on /dev/null) tracked by pid and start time in
+//               /run/gpuhook/<vm>.lg-client. Undo: SIGTERM, bounded wait, SIGKILL.
 #include <csignal>
 
 #include "engine/engine.h"
@@ -157,8 +158,20 @@ class LgClient : public Step {
     Record r{{"user", user_}, {"uid", std::to_string(u->uid)}};
     put_argv(r, "client", argv_);
     std::string rt = "/run/user/" + std::to_string(u->uid);
-    bool user_manager = systemd_running(fs) && fs.exists(rt + "/systemd/private");
-    if (user_manager) {
+    // `systemd-run --user --machine=USER@.host` reaches the user's manager through D-Bus only
+    // (systemd 252, src/libsystemd/sd-bus/sd-bus.c bus_set_address_machine(): it runs
+    // `systemd-run -M .host -PGq --wait -pUser=USER -pPAMName=login systemd-stdio-bridge
+    // -punix:path=${XDG_RUNTIME_DIR}/bus` over the system bus). So it needs the system bus, and
+    // the user's bus socket, which dbus-user-session (or dbus-broker) gives the manager; the
+    // manager's private socket alone is not enough (tests/desktop d10, parts c and d).
+    bool manager = systemd_running(fs) && fs.exists(rt + "/systemd/private");
+    bool buses = fs.exists(rt + "/bus") && fs.exists("/run/dbus/system_bus_socket");
+    if (manager && !buses)
+      ctx.log.info(user_ + "'s service manager runs but " +
+                   (fs.exists("/run/dbus/system_bus_socket") ? rt + "/bus (their D-Bus session bus: dbus-user-session) is missing"
+                                                             : std::string("the system D-Bus (/run/dbus/system_bus_socket) is missing")) +
+                   ": systemd-run --user --machine cannot reach it, so the client starts detached");
+    if (manager && buses) {
       r["how"] = "unit";
       r["unit"] = unit_for(ctx.vm);
     } else {
@@ -174,7 +187,8 @@ class LgClient : public Step {
       std::vector<std::string> argv = {"systemd-run", "--user", "--machine=" + user_ + "@.host", "--unit=" + unit,
                                        "--collect", "--quiet", "--description=Looking Glass client for VM " + ctx.vm, "--"};
       argv.insert(argv.end(), argv_.begin(), argv_.end());
-      auto r = run_checked(ctx, argv, ctx.timeouts.command_ms, "cannot start the Looking Glass client in " + user_ + "'s session");
+      // A unit start (a PAM session, the user's bus, the start job): [timeouts] service.
+      auto r = run_checked(ctx, argv, ctx.timeouts.service_ms, "cannot start the Looking Glass client in " + user_ + "'s session");
       if (!r) return r.error();
       Deadline d = ctx.deadline.sub(1000);
       wait_until(d, [] { return false; });

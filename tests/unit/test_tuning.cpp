@@ -180,6 +180,51 @@ TEST(LookingGlass, WithAUserManagerTheClientIsATransientUnitOfThatUser) {
   EXPECT_EQ(vm.t.restored_diff(before), "");
 }
 
+// Found on the real systemd of tests/desktop d10: `systemd-run --user --machine=USER@.host` goes
+// through the system D-Bus and the user's bus socket (dbus-user-session), not the manager's
+// private socket. A manager without them cannot be reached that way: the client starts detached.
+TEST(LookingGlass, AUserManagerWithoutItsBusSocketGetsADetachedClient) {
+  Vm vm;
+  build_reference_laptop(vm.t.h);
+  add_tuning_host(vm.t.h, true);
+  ASSERT_TRUE(vm.t.h.fs.remove("/run/user/1000/bus"));
+  put_profile(vm.t.h, "win11", kLgProfile);
+  vm.xml = domain_xml(kShmem32);
+  auto before = vm.t.h.state();
+  ASSERT_EQ(vm.start(), 0) << vm.err << vm.t.log.text();
+  for (const auto& c : vm.t.h.runner.calls) EXPECT_EQ(c.find("systemd-run --user"), std::string::npos) << c;
+  ASSERT_EQ(vm.t.h.kernel.spawned.size(), 1u);
+  EXPECT_EQ(env_of(vm.t.h.kernel.spawned[0], "WAYLAND_DISPLAY"), "wayland-0");
+  EXPECT_NE(vm.t.log.text().find("/run/user/1000/bus (their D-Bus session bus: dbus-user-session) is missing"), std::string::npos)
+      << vm.t.log.text();
+  int pid = vm.t.h.kernel.spawned[0].pid;
+  vm.t.stop_vm("win11");
+  EXPECT_FALSE(vm.t.h.kernel.process_alive(pid));
+  EXPECT_EQ(vm.t.restored_diff(before), "");
+}
+
+// Also from d10: the first start through --machine (a PAM session, the user's bus, the start job)
+// took over 10 s on the loaded test machine and was killed at the deadline of one command. A unit
+// start gets [timeouts] service, like every other unit start.
+TEST(LookingGlass, TheClientUnitsStartHasTheTimeoutOfAUnitStart) {
+  Vm vm;
+  build_reference_laptop(vm.t.h);
+  add_tuning_host(vm.t.h, true);
+  auto real = vm.t.h.runner.programs["systemd-run"];
+  vm.t.h.runner.programs["systemd-run"] = [&vm, real](const std::vector<std::string>& a, const Deadline& d) {
+    if (d.remaining() <= 12000) return RunResult{-1, false, true, "", ""};  // still starting at the deadline
+    vm.t.h.clock.advance(12000);
+    return real(a, d);
+  };
+  put_profile(vm.t.h, "win11", kLgProfile);
+  vm.xml = domain_xml(kShmem32);
+  auto before = vm.t.h.state();
+  ASSERT_EQ(vm.start(), 0) << vm.err << vm.t.log.text();
+  ASSERT_EQ(vm.t.h.kernel.spawned.size(), 1u);
+  vm.t.stop_vm("win11");
+  EXPECT_EQ(vm.t.restored_diff(before), "");
+}
+
 TEST(LookingGlass, AClientThatExitsAtOnceIsLoggedAndTheVmRunsOn) {
   Vm vm;
   build_reference_laptop(vm.t.h);
