@@ -16,7 +16,7 @@ JOBS=$(nproc)
 PKGS="build-essential cmake pkg-config libvirt-dev libboost1.81-dev libtomlplusplus-dev libspdlog-dev
   libpugixml-dev libgtest-dev libgmock-dev libbenchmark-dev clang-14 libfuzzer-14-dev libclang-rt-14-dev
   qemu-system-x86 ovmf linux-image-amd64 busybox-static tini cpio kmod python3 libvirt-daemon-system libvirt-clients
-  systemd weston
+  systemd weston dbus dbus-user-session libpam-systemd
   util-linux procps
   scdoc dpkg-dev debhelper lintian man-db bash-completion zsh fish"
 missing=""

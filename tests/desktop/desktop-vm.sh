@@ -10,7 +10,7 @@
 #
 #   desktop-vm.sh --gpuhook BIN --name NAME [--fb efifb|drm] [--init tini|systemd]
 #                 [--display none|weston] [--timeout SEC] [--mem MB] [--logdir DIR] [--src DIR]
-#                 [--env KEY=VALUE]... [--expect-fail TEXT] SCENARIO.sh
+#                 [--env KEY=VALUE]... [--expect-fail TEXT] [--smp N] [--dgpu] SCENARIO.sh
 #     --fb efifb    bochs-drm never loads (modprobe.blacklist=bochs): efifb owns the only GPU, no DRM
 #                   driver, as on a desktop whose NVIDIA driver runs without KMS
 #     --fb drm      (default) bochs-drm loads at boot, as udev would: it replaces efifb (the kernel
@@ -19,6 +19,11 @@
 #     --init systemd  systemd as PID 1 with desktop.target (journald, udev, the display manager if
 #                   any, the scenario as desktop-guest.service); generators masked
 #     --display weston  weston 10 (DRM backend, pixman) as display-manager.service on tty7
+#     --smp N       N vCPUs (default DT_SMP, else 1); CPU isolation needs 2
+#     --dgpu        a second, non-boot display device at 00:06.0 (QEMU's secondary-vga, class 0380,
+#                   its own IOMMU group; bochs-drm drives it unless --fb efifb): the "dGPU" a
+#                   profile can pass through while the boot VGA keeps the host's display
+#                   (DT_DGPU=0000:00:06.0 in the scenario's environment)
 #
 # Screenshots (QMP screendump of the VGA output, PNG) land in LOGDIR/NAME/shots/: in the guest,
 # `shot NAME [settle]` (lib-desktop.sh) asks for one over the virtio-serial port "dt.shot".
@@ -34,6 +39,7 @@ set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 FB=drm INIT=tini DM=none TMO=150 MEM=${DT_MEM:-1536} NAME= GPUHOOK= SRC= LOGDIR= EXTRA_ENV= EXPECT_FAIL=
+SMP=${DT_SMP:-1} DGPU=
 while [ $# -gt 0 ]; do
   case "$1" in
     --fb) FB=$2; shift ;;
@@ -41,6 +47,8 @@ while [ $# -gt 0 ]; do
     --display) DM=$2; shift ;;
     --timeout) TMO=$2; shift ;;
     --mem) MEM=$2; shift ;;
+    --smp) SMP=$2; shift ;;
+    --dgpu) DGPU=0000:00:06.0 ;;
     --name) NAME=$2; shift ;;
     --gpuhook) GPUHOOK=$2; shift ;;
     --src) SRC=$2; shift ;;
@@ -154,6 +162,7 @@ q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
   echo "DT_FB=$FB"
   echo "DT_INIT=$INIT"
   echo "DT_DISPLAY=$DM"
+  echo "DT_DGPU=$DGPU"
   echo "GPUHOOK=$(q "$GPUHOOK")"
   echo "SRC=$(q "$SRC")"
   echo "DT_CACHE_DIR=$(q "$CACHE")"
@@ -221,8 +230,8 @@ cp "$VARS" "$X/vars.fd"   # OVMF writes its variable store: a fresh copy each ru
 APPEND="console=ttyS0 intel_iommu=on iommu=pt quiet panic=-1 no_timer_check dt.init=$INIT"
 [ "$INIT" = systemd ] && APPEND="$APPEND systemd.unit=desktop.target systemd.show_status=0"
 [ "$FB" = efifb ] && APPEND="$APPEND dt.bochs=0 modprobe.blacklist=bochs"   # udev must not load it either
-SMP=${DT_SMP:-1}
-say "$NAME: UEFI, --fb $FB, --init $INIT, --display $DM, kernel $K, -smp $SMP, timeout ${TMO}s; console: $CONSOLE"
+case $SMP in [1-9]|[1-9][0-9]) ;; *) echo "desktop-vm.sh: --smp N (1-99), not '$SMP'" >&2; exit 2 ;; esac
+say "$NAME: UEFI, --fb $FB, --init $INIT, --display $DM${DGPU:+, --dgpu}, kernel $K, -smp $SMP, timeout ${TMO}s; console: $CONSOLE"
 T0=$(date +%s.%N)
 rc=0
 set -- qemu-system-x86_64 -accel tcg -machine q35,kernel-irqchip=split -m "$MEM" -smp "$SMP" \
@@ -238,6 +247,7 @@ set -- qemu-system-x86_64 -accel tcg -machine q35,kernel-irqchip=split -m "$MEM"
   -device virtio-9p-pci,fsdev=fs1,mount_tag=dtout,bus=pcie.0,addr=5.0 \
   -qmp unix:"$X/qmp.sock",server=on,wait=off \
   -kernel "/boot/vmlinuz-$K" -initrd "$X/initrd" -append "$APPEND"
+[ -z "$DGPU" ] || set -- "$@" -device secondary-vga,bus=pcie.0,addr=6.0
 python3 "$HERE/supervise.py" "$CONSOLE" "$TMO" "$X" "$RUN/shots" "$@" || rc=$?
 T1=$(date +%s.%N)
 # Libvirt's QEMU capabilities probed in this guest: kept for the next guest (libvirtd skips its
