@@ -220,19 +220,6 @@ case "$result" in
     tail -n 40 "$CONSOLE" | sed 's/^/  | /'
     ;;
 esac
-if [ -n "$EXPECT_FAIL" ]; then
-  # Detector test: the scenario must have run to its end and failed on the expected check.
-  if [ "$verdict" = fail ] && grep -a '^RK-FAIL' "$CONSOLE" | grep -aqF -- "$EXPECT_FAIL"; then
-    say "$NAME: the checks caught the broken gpuhook as expected (a failed check mentions '$EXPECT_FAIL')"
-    say "$NAME: PASS (expected failure detected) in ${WALL}s; console: $CONSOLE"
-    exit 0
-  fi
-  say "$NAME: FAIL: expected the scenario to fail on a check mentioning '$EXPECT_FAIL' (verdict: $verdict)"
-  say "$NAME: wall ${WALL}s; console: $CONSOLE"
-  exit 1
-fi
-case $verdict in
-  pass) say "$NAME: PASS in ${WALL}s ($result); console: $CONSOLE"; exit 0 ;;
-  fail) say "$NAME: FAIL in ${WALL}s ($result); failed checks above (RK-FAIL); console: $CONSOLE"; exit 1 ;;
-  *) say "$NAME: FAIL (no result) in ${WALL}s; console: $CONSOLE"; exit 1 ;;
-esac
+failed_checks() { grep -a '^RK-FAIL' "$CONSOLE"; }
+. "$HERE/verdict.sh"
+rk_exit
