@@ -65,7 +65,14 @@ phase "the unit tests under ASan+UBSan"
 cmake -S "$SRC" -B "$SRC/build-asan" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DGPUHOOK_SANITIZE=ON >/dev/null
 cmake --build "$SRC/build-asan" -j"$JOBS" --target gpuhook_unit gpuhook fuzzers man
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-run_ctest "$SRC/build-asan" --output-on-failure -L unit -j"$JOBS"
+# The one test that loads libvirt into the process (its in-process test driver) runs without the
+# leak check: at exit LeakSanitizer's tracer (gcc 12) crashes reading a dynamic TLS block of a
+# library libvirt loads ("Tracer caught signal 11 ... DTLS"), after the test passed. ASan and
+# UBSan still check it; every other test of verb_check runs with the leak check.
+LIBVIRT_IN_PROCESS='Check\.TheDomainIsReadThroughLibvirtsApiReadOnly'
+run_ctest "$SRC/build-asan" --output-on-failure -L unit -j"$JOBS" -E "$LIBVIRT_IN_PROCESS"
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+run_ctest "$SRC/build-asan" --output-on-failure -L unit -R "$LIBVIRT_IN_PROCESS"
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 # 5. Each fuzz target (libFuzzer, clang-14, ASan+UBSan) for GPUHOOK_FUZZ_SECONDS (default 15) on a

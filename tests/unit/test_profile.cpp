@@ -219,3 +219,27 @@ TEST(GlobalConfig, ValidatesAndDefaults) {
 
 }  // namespace
 }  // namespace gpuhook
+
+namespace gpuhook {
+namespace {
+
+// toml++ 3.3.0 reached __builtin_unreachable (undefined behaviour) deciding whether characters
+// such as 'é' or Cyrillic letters are whitespace (found by fuzz_profile under UBSan: "ъЊ"). The
+// loader compiles those functions to answer "no" (profile/loader.cpp); this runs under UBSan in the
+// ASan pass, where the old code stops the run.
+TEST(Profile, NonAsciiCharactersAreParsedNotUndefinedBehaviour) {
+  ConfigErrors e;
+  auto p = parse_profile("# profil de la VM: carte graphique dédiée, écran\n[gpu]\naddress = \"01:00.0\" # видеокарта\n",
+                         "p.toml", Timeouts{}, &e);
+  ASSERT_TRUE(p) << e.text();
+  EXPECT_EQ(p->gpu_address, "0000:01:00.0");
+  ConfigErrors e2;
+  EXPECT_FALSE(parse_profile("\xd1\x8a\xd0\x8a", "p.toml", Timeouts{}, &e2));
+  EXPECT_NE(e2.text().find("p.toml:1:"), std::string::npos) << e2.text();
+  ConfigErrors e3;
+  EXPECT_FALSE(parse_profile("[gpu]\naddress\xc2\xa0\xc3\xa9 = \"01:00.0\"\n", "p.toml", Timeouts{}, &e3));
+  EXPECT_NE(e3.text().find("p.toml:2:"), std::string::npos) << e3.text();
+}
+
+}  // namespace
+}  // namespace gpuhook
