@@ -87,6 +87,11 @@ stop_services = []
 hugepages = true
 isolate_cpus = true
 inhibit_sleep = true
+# TCG with another guest beside it: one CI run saw the first `modprobe vfio-pci` over the 9p
+# root take 13.6 s (the default command deadline is 10 s; on hardware it takes ~0.1 s).
+[timeouts]
+command = 60
+event = 180
 EOT
 XML="<domain type='kvm'><name>win</name><memory unit='KiB'>65536</memory><memoryBacking><hugepages/></memoryBacking>
 <cputune><vcpupin vcpu='0' cpuset='1'/><emulatorpin cpuset='1'/></cputune><devices>
